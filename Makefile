@@ -1,0 +1,68 @@
+# bluegreen.aws developer entry points.  `make test` runs everything CI runs; `make demo` runs the main job.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# ansible-test needs the checkout laid out as ansible_collections/<namespace>/<name>.
+TREE := .build/ansible_collections/bluegreen/aws
+APT_PACKAGES := shellcheck
+PYTEST_FLAGS ?=
+
+.PHONY: help deps lint sanity units integration test build clean
+
+help:
+	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
+	@echo "make lint | sanity | units | integration   one part"
+	@echo "make build        build the collection tarball"
+
+$(STAMP): requirements-dev.txt requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements.txt
+	touch $@
+
+deps: $(STAMP)
+	tests/tools/ensure-apt.sh $(APT_PACKAGES)
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/black --check --quiet .
+	PATH=$(BIN):$$PATH $(BIN)/ansible-lint --offline -q
+	$(BIN)/antsibull-changelog lint
+
+$(TREE): deps
+	rm -rf .build/ansible_collections
+	mkdir -p $(TREE)
+	git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(TREE)/
+	# its own repository, so ansible-test does not see it as ignored files of this one
+	git -C $(TREE) init -q
+	# the dependencies beside it, where ansible-test looks for doc fragments and module_utils
+	deps=$$($(BIN)/python -c 'import ansible_collections.amazon.aws as m, os; print(os.path.dirname(os.path.dirname(list(m.__path__)[0])))') && \
+	  for c in amazon/aws community/aws; do mkdir -p .build/ansible_collections/$$c && cp -r $$deps/$$c/. .build/ansible_collections/$$c/; done
+
+sanity: deps
+	rm -rf .build/ansible_collections && $(MAKE) --no-print-directory $(TREE)
+	tests/tools/install-get-pip-standin.sh $(BIN)/python
+	cd $(TREE) && PATH=$(BIN):$$PATH $(BIN)/ansible-test sanity --venv --python 3.11 --color no
+
+# pytest exits 5 when it collected no test: a run that tests nothing is a failure here.
+PYTEST = run_pytest() { PATH=$(BIN):$$PATH $(BIN)/pytest "$$@" || { rc=$$?; \
+  if [ $$rc -eq 5 ]; then echo "FAILED: pytest collected no test in $$*" >&2; fi; exit $$rc; }; }; run_pytest
+
+units: deps
+	$(PYTEST) -q tests/unit $(PYTEST_FLAGS)
+
+integration: deps
+	$(PYTEST) -q tests/integration $(PYTEST_FLAGS)
+
+test: lint sanity
+	$(PYTEST) -q tests/unit tests/integration $(PYTEST_FLAGS)
+
+build: deps
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+clean:
+	rm -rf .build

@@ -1,0 +1,124 @@
+"""Fixtures for integration tests: a moto server on loopback and real ansible-playbook runs against it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+REGION = "eu-west-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": REGION}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"moto server did not start on {url}") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_endpoint):
+    """boto3 clients against the moto server; state is reset before each test."""
+    urllib.request.urlopen(urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST"), timeout=10)
+
+    def client(service):
+        return boto3.client(service, endpoint_url=moto_endpoint, **CREDENTIALS)
+
+    client.endpoint = moto_endpoint
+    return client
+
+
+def make_group(aws, name, size=2):
+    ec2 = aws("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    template = f"{name}-lt"
+    ec2.create_launch_template(
+        LaunchTemplateName=template,
+        LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro", "MetadataOptions": {"HttpTokens": "required"}},
+    )
+    asg = aws("autoscaling")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=5,
+        DesiredCapacity=size,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    return asg
+
+
+def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
+    """Run ``tasks`` in a localhost play with module_defaults for group/bluegreen.aws.aws.
+
+    Returns (returncode, {task name: result}) parsed from the JSON callback.
+    """
+    play = textwrap.dedent(f"""\
+        - hosts: localhost
+          gather_facts: false
+          module_defaults:
+            group/bluegreen.aws.aws:
+              endpoint_url: {endpoint}
+              region: {REGION}
+              access_key: testing
+              secret_key: testing
+          tasks:
+        """) + textwrap.indent(tasks, "    ")
+    path = tmp_path / "play.yml"
+    path.write_text(play)
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    if check:
+        command.append("--check")
+    proc = subprocess.run(
+        command + [str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(
+            os.environ,
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+            ANSIBLE_LOCALHOST_WARNING="false",
+            **(env or {}),
+        ),
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"ansible-playbook printed no JSON:\n{proc.stdout}\n{proc.stderr}") from None
+    results = {}
+    for play_report in report["plays"]:
+        for task in play_report["tasks"]:
+            results[task["task"]["name"]] = task["hosts"]["localhost"]
+    return proc.returncode, results

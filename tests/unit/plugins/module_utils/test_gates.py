@@ -1,0 +1,157 @@
+"""gates.py against a real HTTP server on loopback."""
+
+import http.server
+import socket
+import threading
+import time
+
+import pytest
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import http_probe
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import wait_for_gate
+
+
+class App(http.server.BaseHTTPRequestHandler):
+    status = 200
+    body = b'{"status": "UP"}'
+    delay = 0.0
+
+    def do_GET(self):
+        time.sleep(type(self).delay)
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", str(len(type(self).body)))
+        self.end_headers()
+        self.wfile.write(type(self).body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def app():
+    handler = type("Handler", (App,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_port}/health"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_probe_healthy(app):
+    result = http_probe(app.url, body_pattern=r'"status":\s*"UP"')
+    assert result.ok and result.status == 200 and result.error is None
+
+
+def test_probe_unexpected_status(app):
+    app.status = 503
+    result = http_probe(app.url)
+    assert not result.ok and result.status == 503 and "503" in result.error
+
+
+def test_probe_accepts_listed_statuses(app):
+    app.status = 204
+    app.body = b""
+    assert http_probe(app.url, expected_status=(200, 204)).ok
+
+
+def test_probe_body_mismatch(app):
+    app.body = b'{"status": "DOWN"}'
+    result = http_probe(app.url, body_pattern=r'"status":\s*"UP"')
+    assert not result.ok and "body does not match" in result.error
+
+
+def test_probe_connection_refused():
+    result = http_probe(f"http://127.0.0.1:{free_port()}/health", timeout=1)
+    assert not result.ok and result.status is None and "Connection" in result.error
+
+
+def test_probe_timeout(app):
+    app.delay = 0.5
+    result = http_probe(app.url, timeout=0.1)
+    assert not result.ok and "timed out" in result.error.lower()
+
+
+def test_gate_needs_consecutive_successes(app):
+    gate = HttpGate([app.url], success_threshold=2, failure_threshold=2)
+    assert gate.evaluate().verdict == PENDING
+    assert gate.evaluate().verdict == PASS
+
+
+def test_gate_failure_resets_success_count_and_fails_at_threshold(app):
+    gate = HttpGate([app.url], success_threshold=2, failure_threshold=2)
+    assert gate.evaluate().verdict == PENDING
+    app.status = 500
+    assert gate.evaluate().verdict == PENDING
+    result = gate.evaluate()
+    assert result.verdict == FAIL and app.url in result.reason
+    assert result.details["probes"][app.url]["status"] == 500
+
+
+def test_gate_latency_ceiling_counts_slow_answers_as_bad(app):
+    app.delay = 0.05
+    result = HttpGate([app.url], failure_threshold=1, latency_ceiling_ms=1).evaluate()
+    assert result.verdict == FAIL and "above ceiling" in result.reason
+
+
+def test_gate_over_several_urls_fails_when_one_fails(app):
+    gate = HttpGate([app.url, f"http://127.0.0.1:{free_port()}/"], failure_threshold=1)
+    result = gate.evaluate()
+    assert result.verdict == FAIL and "1 URL(s) failed" in result.reason
+
+
+def test_gate_rejects_bad_thresholds():
+    with pytest.raises(ValueError):
+        HttpGate([])
+    with pytest.raises(ValueError):
+        HttpGate(["http://x/"], success_threshold=0)
+
+
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, verdicts):
+        self.verdicts = list(verdicts)
+        self.calls = 0
+
+    def evaluate(self):
+        self.calls += 1
+        return GateResult(self.name, self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0], "why")
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+
+
+def test_wait_for_gate_returns_first_decision():
+    clock = Clock()
+    gate = Scripted([PENDING, PENDING, PASS])
+    assert wait_for_gate(gate, timeout=60, interval=5, clock=clock, sleep=clock.sleep).verdict == PASS
+    assert gate.calls == 3 and clock.now == 10
+
+
+def test_wait_for_gate_times_out_as_failure_with_last_reason():
+    clock = Clock()
+    gate = Scripted([PENDING])
+    result = wait_for_gate(gate, timeout=12, interval=5, clock=clock, sleep=clock.sleep)
+    assert result.verdict == FAIL and result.reason == "undecided after 12s: why"
+    assert clock.now == 10
