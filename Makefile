@@ -9,12 +9,15 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # ansible-test needs the checkout laid out as ansible_collections/<namespace>/<name>.
 TREE := .build/ansible_collections/bluegreen/aws
-APT_PACKAGES := shellcheck
-PYTEST_FLAGS ?=
+APT_PACKAGES := shellcheck haproxy nginx-light wrk
+PYTEST_FLAGS ?= -n 2
 
-.PHONY: help deps lint sanity units integration test build clean
+LINK := .build/collections/ansible_collections/bluegreen/aws
+
+.PHONY: help deps lint sanity units integration test build clean demo demo-stop
 
 help:
+	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
 	@echo "make lint | sanity | units | integration   one part"
 	@echo "make build        build the collection tarball"
@@ -26,17 +29,25 @@ $(STAMP): requirements-dev.txt requirements.txt
 
 deps: $(STAMP)
 	tests/tools/ensure-apt.sh $(APT_PACKAGES)
+	mkdir -p $(dir $(LINK)) && ln -sfn $(CURDIR) $(LINK)
+
+demo: deps
+	tests/tools/demo.sh
+
+demo-stop:
+	for f in .build/demo/run/*.pid; do [ -e "$$f" ] && $(BIN)/python roles/local_bluegreen/files/bluegreen_svc.py \
+	  stop "$$(basename "$$f" .pid)" --dir .build/demo/run; done; true
 
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/black --check --quiet .
-	PATH=$(BIN):$$PATH $(BIN)/ansible-lint --offline -q
+	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections $(BIN)/ansible-lint --offline -q
 	$(BIN)/antsibull-changelog lint
 
 $(TREE): deps
 	rm -rf .build/ansible_collections
 	mkdir -p $(TREE)
-	git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(TREE)/
+	git ls-files -co --exclude-standard -z | xargs -0 sh -c 'for f; do [ ! -e "$$f" ] || cp --parents "$$f" $(TREE)/; done' _
 	# its own repository, so ansible-test does not see it as ignored files of this one
 	git -C $(TREE) init -q
 	# the dependencies beside it, where ansible-test looks for doc fragments and module_utils

@@ -81,7 +81,7 @@ def make_group(aws, name, size=2):
 def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
     """Run ``tasks`` in a localhost play with module_defaults for group/bluegreen.aws.aws.
 
-    Returns (returncode, {task name: result}) parsed from the JSON callback.
+    Returns (returncode, {task name: result}, report) parsed from the JSON callback.
     """
     play = textwrap.dedent(f"""\
         - hosts: localhost
@@ -96,22 +96,23 @@ def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
         """) + textwrap.indent(tasks, "    ")
     path = tmp_path / "play.yml"
     path.write_text(play)
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    return ansible_playbook(path, check=check, env=env)
+
+
+def ansible_playbook(playbook, *args, check=False, env=None, inventory="localhost,", timeout=300):
+    """Run a playbook with the JSON callback; returns (returncode, {task name: localhost result}, report)."""
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory]
+    if inventory == "localhost,":
+        command += ["-c", "local"]
     if check:
         command.append("--check")
     proc = subprocess.run(
-        command + [str(path)],
+        command + [str(playbook), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
-        env=dict(
-            os.environ,
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-            ANSIBLE_LOCALHOST_WARNING="false",
-            **(env or {}),
-        ),
+        env=playbook_env(env),
     )
     try:
         report = json.loads(proc.stdout)
@@ -120,5 +121,17 @@ def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
     results = {}
     for play_report in report["plays"]:
         for task in play_report["tasks"]:
-            results[task["task"]["name"]] = task["hosts"]["localhost"]
-    return proc.returncode, results
+            if "localhost" in task["hosts"]:
+                # role tasks are named "<role> : <task>"; key them by the task's own name
+                results[task["task"]["name"].split(" : ")[-1]] = task["hosts"]["localhost"]
+    return proc.returncode, results, report
+
+
+def playbook_env(extra=None):
+    return dict(
+        os.environ,
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="false",
+        **(extra or {}),
+    )

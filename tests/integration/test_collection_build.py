@@ -45,7 +45,7 @@ def test_build_install_doc_and_run_from_installed_copy(aws, tmp_path):
     assert "instances" in doc["return"]
 
     make_group(aws, "web", size=1)
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:

@@ -10,7 +10,7 @@ from conftest import run_playbook
 
 def test_group_with_nothing_waiting_is_ok_and_unchanged(aws, tmp_path):
     make_group(aws, "web", size=2)
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:
@@ -28,7 +28,7 @@ def test_group_with_nothing_waiting_is_ok_and_unchanged(aws, tmp_path):
 def test_named_instance_not_waiting_is_reported_not_failed(aws, tmp_path):
     asg = make_group(aws, "web", size=1)
     instance = asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         f"""\
 - name: complete
   bluegreen.aws.lifecycle_action:
@@ -47,7 +47,7 @@ def test_named_instance_not_waiting_is_reported_not_failed(aws, tmp_path):
 
 
 def test_unknown_group_fails_naming_group_name(aws, tmp_path):
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:
@@ -67,7 +67,7 @@ def test_unknown_hook_fails_naming_hook_name(aws, tmp_path):
         LifecycleHookName="warm-up",
         LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
     )
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:
@@ -83,7 +83,7 @@ def test_unknown_hook_fails_naming_hook_name(aws, tmp_path):
 
 
 def test_bad_result_value_fails_naming_result(aws, tmp_path):
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:
@@ -98,7 +98,7 @@ def test_bad_result_value_fails_naming_result(aws, tmp_path):
 
 
 def test_bad_instance_id_fails_before_any_call(aws, tmp_path):
-    rc, results = run_playbook(
+    rc, results, unused_report = run_playbook(
         """\
 - name: complete
   bluegreen.aws.lifecycle_action:

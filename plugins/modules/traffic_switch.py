@@ -1,0 +1,306 @@
+#!/usr/bin/python
+
+# Copyright: Contributors to the bluegreen.aws project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: traffic_switch
+version_added: 0.1.0
+short_description: Move traffic from a stable pool to a canary pool in health-gated steps, with automatic rollback
+description:
+  - Drives a router (the place traffic is split) through a plan of steps, for example 10% to the canary,
+    pause, 50%, pause, 100%, while health gates are evaluated every O(gate_interval) seconds during pauses.
+  - Before the canary gets any traffic, the gates must pass (see O(pre_switch_check)), so an unhealthy canary never
+    receives a request.
+  - A failing gate or the O(timeout) aborts; with O(on_failure=rollback) all traffic goes back to the stable pool
+    and the module verifies it did.
+  - The router's own state is the truth. The module reads the current weights first and skips the steps already
+    reached, so a run that was killed mid-canary converges when run again, and a run at the final weight is
+    C(changed=false).
+  - The router is V(haproxy), driven through its runtime API (no reload), the weights also persisted to its
+    configuration.
+author:
+  - bluegreen.aws contributors (@bluegreen-aws)
+options:
+  router:
+    description: Which router splits the traffic.
+    type: str
+    choices: ['haproxy']
+    default: haproxy
+  stable:
+    description: The pool that carries the traffic now (for HAProxy, the server name in O(haproxy.backend)).
+    type: str
+    required: true
+  canary:
+    description: The pool that receives the new version.
+    type: str
+    required: true
+  haproxy:
+    description: HAProxy router options.
+    type: dict
+    suboptions:
+      socket:
+        description: Path of HAProxy's stats socket, declared with C(level admin).
+        type: path
+        required: true
+      backend:
+        description: The backend holding one server per pool.
+        type: str
+        required: true
+      config:
+        description: HAProxy's configuration file; every weight change is written to it too, so a restart keeps it.
+        type: path
+  steps:
+    description:
+      - The plan, in order. Each item has exactly one key.
+      - "C({weight: N}) sets N percent on the canary (0-100) and verifies it."
+      - "C({pause: S}) waits S seconds while the gates are evaluated; C({pause: null}) stops the run with
+        RV(status=paused) until it is run again with O(promote=true)."
+      - "C({gate: true}) waits until every gate passes."
+      - The last weight must be 100 unless O(allow_partial=true).
+    type: list
+    elements: dict
+    default: [{weight: 100}]
+  allow_partial:
+    description: Allow a plan whose last weight is below 100 (a long-lived canary).
+    type: bool
+    default: false
+  gates:
+    description: Health gates evaluated before the switch and during every pause.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type:
+        description: The kind of gate.
+        type: str
+        choices: ['http']
+        default: http
+      name:
+        description: A name for the timeline.
+        type: str
+      urls:
+        description: URLs to probe (typically the canary pool's health endpoints).
+        type: list
+        elements: str
+        required: true
+      expected_status:
+        description: Healthy status codes.
+        type: list
+        elements: int
+        default: [200]
+      body_pattern:
+        description: Regular expression the body must match.
+        type: str
+      timeout:
+        description: Timeout of one probe in seconds.
+        type: float
+        default: 5.0
+      success_threshold:
+        description: Consecutive good answers for the gate to pass.
+        type: int
+        default: 1
+      failure_threshold:
+        description: Consecutive bad answers that fail the gate.
+        type: int
+        default: 3
+      latency_ceiling_ms:
+        description: A good answer slower than this counts as bad.
+        type: float
+  pre_switch_check:
+    description: Require the gates to pass before the canary gets its first traffic.
+    type: bool
+    default: true
+  pre_switch_timeout:
+    description: Seconds the gates may take to pass before the first switch.
+    type: float
+    default: 120
+  gate_interval:
+    description: Seconds between two evaluations of the gates.
+    type: float
+    default: 5
+  timeout:
+    description: Seconds the whole run may take; reaching it aborts like a failing gate.
+    type: float
+    default: 1800
+  on_failure:
+    description:
+      - What to do when a gate fails or the timeout is reached.
+      - V(rollback) puts all traffic on the stable pool, verified. V(pause) and V(fail) leave the weights where
+        they are. The task fails in every case.
+    type: str
+    choices: ['rollback', 'pause', 'fail']
+    default: rollback
+  promote:
+    description: "Continue past a C({pause: null}) step."
+    type: bool
+    default: false
+notes:
+  - In check mode the module reads the current weights and reports the plan without writing anything.
+  - Supports diff mode (weights before and after).
+"""
+
+EXAMPLES = r"""
+- name: Canary v2 in the green slot behind HAProxy, roll back on the first bad health check
+  bluegreen.aws.traffic_switch:
+    router: haproxy
+    haproxy:
+      socket: /run/haproxy/admin.sock
+      backend: app
+      config: /etc/haproxy/haproxy.cfg
+    stable: blue
+    canary: green
+    steps:
+      - weight: 10
+      - pause: 60
+      - weight: 50
+      - pause: 60
+      - weight: 90
+      - pause: 60
+      - weight: 100
+    gates:
+      - name: green-health
+        urls: ["http://127.0.0.1:8082/health/deep"]
+        failure_threshold: 2
+        latency_ceiling_ms: 500
+    gate_interval: 5
+
+- name: Hold at 20% until someone promotes
+  bluegreen.aws.traffic_switch:
+    haproxy: {socket: /run/haproxy/admin.sock, backend: app}
+    stable: blue
+    canary: green
+    steps: [{weight: 20}, {pause: null}, {weight: 100}]
+    promote: "{{ promote_release | default(false) }}"
+"""
+
+RETURN = r"""
+status:
+  description:
+    - V(promoted) (at the final weight), V(paused) (waiting for O(promote)), V(rolled_back) (a gate failed, all traffic
+      back on the stable pool), V(held) (a gate failed with O(on_failure=pause)), V(failed) (O(on_failure=fail)),
+      or V(planned) in check mode.
+  returned: always
+  type: str
+  sample: promoted
+weights:
+  description: Percent per pool at the end, as read back from the router.
+  returned: always
+  type: dict
+  sample: {"blue": 0, "green": 100}
+weights_before:
+  description: Percent per pool when the module started.
+  returned: always
+  type: dict
+  sample: {"blue": 100, "green": 0}
+live:
+  description: The pool carrying all the traffic at the end, null while the traffic is split.
+  returned: always
+  type: str
+  sample: green
+reason:
+  description: Why the run ended where it did.
+  returned: always
+  type: str
+  sample: canary at 100%
+plan:
+  description: The steps, as understood.
+  returned: always
+  type: list
+  elements: str
+  sample: ["weight 10%", "pause 60s", "weight 100%"]
+timeline:
+  description: What happened, in order; C(t) is seconds since the start.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"t": 0.0, "event": "start", "weights": {"blue": 100, "green": 0}, "reason": "canary at 0%"}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
+
+
+def main():
+    argument_spec = dict(
+        ROUTER_ARGS,
+        steps=dict(type="list", elements="dict", default=[{"weight": 100}]),
+        allow_partial=dict(type="bool", default=False),
+        gates=dict(type="list", elements="dict", default=[], options=GATE_OPTIONS),
+        pre_switch_check=dict(type="bool", default=True),
+        pre_switch_timeout=dict(type="float", default=120),
+        gate_interval=dict(type="float", default=5),
+        timeout=dict(type="float", default=1800),
+        on_failure=dict(type="str", choices=["rollback", "pause", "fail"], default="rollback"),
+        promote=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    try:
+        steps = parse_steps(p["steps"], allow_partial=p["allow_partial"])
+        gates = build_gates(p["gates"])
+        router = build_router(p)
+        engine = Rollout(
+            router,
+            steps,
+            gates=gates,
+            pre_gates=gates if p["pre_switch_check"] else [],
+            gate_interval=p["gate_interval"],
+            pre_gate_timeout=p["pre_switch_timeout"],
+            timeout=p["timeout"],
+            on_failure=p["on_failure"],
+            promote=p["promote"],
+        )
+        before = router.read()
+    except (RolloutError, RouterError) as e:
+        module.fail_json(msg=str(e))
+
+    plan = [s.describe() for s in steps]
+    final = router.weights_for([s.weight for s in steps if s.weight is not None][-1])
+    result = dict(weights_before=before, plan=plan)
+    if module.check_mode:
+        changed = before != final
+        diff = dict(before=dict(weights=before), after=dict(weights=final))
+        module.exit_json(
+            changed=changed,
+            status="planned",
+            weights=before,
+            live=router.live(before),
+            reason="check mode: nothing written",
+            timeline=[],
+            diff=diff,
+            **result,
+        )
+
+    try:
+        outcome = engine.run()
+    except (RolloutError, RouterError) as e:
+        module.fail_json(msg=str(e), **result)
+
+    result.update(
+        changed=outcome.changed,
+        status=outcome.status,
+        weights=outcome.weights,
+        live=router.live(outcome.weights),
+        reason=outcome.reason,
+        timeline=outcome.timeline,
+        diff=dict(before=dict(weights=before), after=dict(weights=outcome.weights)),
+    )
+    if outcome.status in ("rolled_back", "held", "failed"):
+        module.fail_json(msg=f"traffic switch {outcome.status}: {outcome.reason}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

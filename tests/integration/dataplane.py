@@ -1,0 +1,122 @@
+"""Real data-plane processes for tests and benchmarks: demo app slots, HAProxy, nginx (loopback only)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_APP = os.path.join(ROOT, "roles", "local_bluegreen", "files", "demo_app.py")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=10.0, status=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if status in (None, response.status):
+                    return response.status
+        except urllib.error.HTTPError as e:
+            if status in (None, e.code):
+                return e.code
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer in {timeout}s")
+        time.sleep(0.05)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class Processes:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, **kwargs):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def app(self, port, version, *extra):
+        proc = self.start([sys.executable, DEMO_APP, "--port", str(port), "--version", version, *extra])
+        wait_http(f"http://127.0.0.1:{port}/version")
+        return proc
+
+    def stop_all(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.procs.clear()
+
+
+HAPROXY_CFG = """\
+global
+    stats socket {socket} mode 600 level admin
+    maxconn 2048
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option redispatch
+    retries 3
+
+frontend web
+    bind 127.0.0.1:{port}
+    default_backend app
+
+backend app
+    balance roundrobin
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter 300ms fall 2 rise 2
+    server blue 127.0.0.1:{blue} weight {blue_weight} check
+    server green 127.0.0.1:{green} weight {green_weight} check
+"""
+
+
+def haproxy_binary():
+    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(path):
+        raise RuntimeError("haproxy is not installed: run `make deps` (it installs the apt package)")
+    return path
+
+
+def start_haproxy(procs, directory, blue, green, blue_weight=100, green_weight=0):
+    port = free_port()
+    sock = os.path.join(directory, "haproxy.sock")
+    cfg = os.path.join(directory, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write(
+            HAPROXY_CFG.format(
+                socket=sock, port=port, blue=blue, green=green, blue_weight=blue_weight, green_weight=green_weight
+            )
+        )
+    proc = procs.start([haproxy_binary(), "-db", "-f", cfg])
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"haproxy did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(0.05)
+    wait_http(f"http://127.0.0.1:{port}/version")
+    return {"proc": proc, "port": port, "socket": sock, "config": cfg, "url": f"http://127.0.0.1:{port}"}

@@ -1,0 +1,127 @@
+"""The local strategy (seed 002) end to end: playbooks/site.yml and rollback.yml with real HAProxy and app slots."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ansible_playbook
+from conftest import playbook_env
+from dataplane import free_port
+from dataplane import get
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+ROLLBACK = os.path.join(ROOT, "playbooks", "rollback.yml")
+SVC = os.path.join(ROOT, "roles", "local_bluegreen", "files", "bluegreen_svc.py")
+SWITCH = "Move the traffic to the new slot in health-gated steps"
+QUICK = [{"weight": 10}, {"pause": 0.5}, {"weight": 50}, {"pause": 0.5}, {"weight": 100}]
+
+
+@pytest.fixture
+def host(tmp_path):
+    base = tmp_path / "host"
+    settings = {
+        "local_bluegreen_base_dir": str(base),
+        "local_bluegreen_listen_port": free_port(),
+        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
+        "local_bluegreen_gate_interval": 0.2,
+    }
+    yield settings
+    for pidfile in (base / "run").glob("*.pid"):
+        subprocess.run([sys.executable, SVC, "stop", pidfile.stem, "--dir", str(base / "run")], check=False)
+
+
+def site(host, version, steps=QUICK, app_args=(), playbook=SITE):
+    extra = dict(host, release_version=version, local_bluegreen_steps=steps, release_app_args=list(app_args))
+    return ansible_playbook(playbook, "-e", json.dumps(extra), inventory=INVENTORY)
+
+
+def served(host, n=30):
+    seen = {}
+    for status, body in [get(f"http://127.0.0.1:{host['local_bluegreen_listen_port']}/version") for i in range(n)]:
+        key = json.loads(body)["version"] if status == 200 else f"HTTP {status}"
+        seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def router(host):
+    base = host["local_bluegreen_base_dir"]
+    return HaproxyRouter(f"{base}/run/haproxy.sock", "app", "blue", "green", config_path=f"{base}/haproxy.cfg")
+
+
+def test_v1_then_v2_canary_then_rerun_changes_nothing(host):
+    rc, results, report = site(host, "v1")
+    assert rc == 0, results
+    assert served(host) == {"v1": 30}
+    rc, results, report = site(host, "v2")
+    assert rc == 0, results
+    switch = results[SWITCH]
+    assert switch["status"] == "promoted" and switch["changed"] is True
+    assert [e["weights"]["green"] for e in switch["timeline"] if e["event"] == "weight"] == [10, 50, 100]
+    assert served(host) == {"v2": 30}
+    # the same release again: nothing to do, nothing changed anywhere in the play
+    rc, results, report = site(host, "v2")
+    assert rc == 0 and results[SWITCH]["changed"] is False
+    assert report["stats"]["localhost"]["changed"] == 0
+
+
+def test_broken_version_is_rolled_back_and_rollback_playbook_returns_at_once(host):
+    assert site(host, "v1")[0] == 0
+    assert site(host, "v2")[0] == 0
+    rc, results, unused_report = ansible_playbook(ROLLBACK, "-e", json.dumps(host), inventory=INVENTORY)
+    assert rc == 0, results
+    assert results["Switch everything to the previous slot (it must answer its health check first)"]["live"] == "blue"
+    assert served(host) == {"v1": 30}
+    steps = [{"weight": 20}, {"pause": 30}, {"weight": 100}]
+    rc, results, unused_report = site(host, "v3", steps=steps, app_args=["--fail-after", "2"])
+    assert rc != 0
+    assert results[SWITCH]["status"] == "rolled_back"
+    assert "green-health" in results[SWITCH]["msg"]
+    assert router(host).read() == {"blue": 100, "green": 0}
+    assert served(host) == {"v1": 30}
+
+
+def test_killed_mid_canary_then_rerun_converges(host):
+    assert site(host, "v1")[0] == 0
+    slow = [{"weight": 10}, {"pause": 0.5}, {"weight": 50}, {"pause": 120}, {"weight": 100}]
+    extra = dict(host, release_version="v2", local_bluegreen_steps=slow)
+    proc = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            INVENTORY,
+            SITE,
+            "-e",
+            json.dumps(extra),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=playbook_env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if router(host).read()["green"] == 50:
+                break
+        except Exception:  # the proxy may not be up yet
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the canary never reached 50%"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert router(host).read() == {"blue": 50, "green": 50}  # left mid-canary
+    rc, results, unused_report = site(host, "v2")
+    assert rc == 0, results
+    switch = results[SWITCH]
+    assert switch["status"] == "promoted"
+    assert any(e["event"] == "resume" for e in switch["timeline"])
+    assert [e["weights"]["green"] for e in switch["timeline"] if e["event"] == "weight"] == [100]
+    assert served(host) == {"v2": 30}

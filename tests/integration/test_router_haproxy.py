@@ -1,0 +1,131 @@
+"""The HAProxy router and the rollout engine against real HAProxy and demo app processes."""
+
+import json
+import os
+import time
+
+import pytest
+from dataplane import Processes
+from dataplane import free_port
+from dataplane import get
+from dataplane import haproxy_binary
+from dataplane import start_haproxy
+from dataplane import wait_http
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter
+
+
+@pytest.fixture
+def procs():
+    p = Processes()
+    yield p
+    p.stop_all()
+
+
+@pytest.fixture
+def stack(procs, tmp_path):
+    ports = {"blue": free_port(), "green": free_port()}
+    return ports, procs, tmp_path
+
+
+def versions(url, n=40):
+    seen = {}
+    for status, body in [get(url + "/version") for request in range(n)]:
+        key = json.loads(body).get("version") if status == 200 else f"HTTP {status}"
+        seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def green_requests(router):
+    """Requests HAProxy sent to the green server (health checks are not counted)."""
+    return int(router.stats()["green"]["stot"])
+
+
+def test_weights_written_read_back_and_kept_across_restart(stack):
+    ports, procs, tmp = stack
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    assert router.read() == {"blue": 100, "green": 0}
+    router.write({"blue": 30, "green": 70})
+    assert router.read() == {"blue": 30, "green": 70}
+    assert f"server green 127.0.0.1:{ports['green']} weight 70 check" in open(hap["config"]).read()
+    # restart HAProxy from the persisted config: the weights survive
+    hap["proc"].terminate()
+    hap["proc"].wait(5)
+    os.unlink(hap["socket"])
+    proc = procs.start([haproxy_binary(), "-db", "-f", hap["config"]])
+    deadline = time.monotonic() + 10
+    while not os.path.exists(hap["socket"]):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert router.read() == {"blue": 30, "green": 70}
+
+
+def test_healthy_canary_is_promoted(stack):
+    ports, procs, tmp = stack
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], success_threshold=2, name="green-health")
+    steps = parse_steps([{"weight": 10}, {"pause": 0.6}, {"weight": 50}, {"pause": 0.6}, {"weight": 100}])
+    outcome = Rollout(router, steps, gates=[gate], pre_gates=[gate], gate_interval=0.2).run()
+    assert outcome.status == "promoted", outcome.timeline
+    assert router.read() == {"blue": 0, "green": 100}
+    assert versions(hap["url"]) == {"v2": 40}
+
+
+def test_unhealthy_canary_never_receives_a_request(stack):
+    ports, procs, tmp = stack
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2", "--fail")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], failure_threshold=2, name="green-health")
+    steps = parse_steps([{"weight": 10}, {"pause": 1}, {"weight": 100}])
+    outcome = Rollout(router, steps, gates=[gate], pre_gates=[gate], gate_interval=0.2).run()
+    assert outcome.status == "rolled_back"
+    assert versions(hap["url"]) == {"v1": 40}
+    assert green_requests(router) == 0
+    assert router.read() == {"blue": 100, "green": 0}
+
+
+def test_canary_failing_mid_step_is_rolled_back_within_one_gate_interval(stack):
+    ports, procs, tmp = stack
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2", "--fail-after", "1.5")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], failure_threshold=1, name="green-health")
+    steps = parse_steps([{"weight": 20}, {"pause": 30}, {"weight": 100}])
+    interval = 0.25
+    started = time.monotonic()
+    outcome = Rollout(router, steps, gates=[gate], gate_interval=interval).run()
+    elapsed = time.monotonic() - started
+    assert outcome.status == "rolled_back", outcome.timeline
+    events = {e["event"]: e for e in outcome.timeline}
+    # the app turned bad ~1.5 s after it started; the gate saw it within one interval (+ probe time)
+    assert events["gate_failed"]["weights"] == {"blue": 80, "green": 20}
+    assert elapsed < 1.5 + interval + 1.0
+    assert router.read() == {"blue": 100, "green": 0}
+    assert versions(hap["url"]) == {"v1": 40}
+
+
+def test_missing_socket_and_unknown_server_are_clear_errors(stack):
+    ports, procs, tmp = stack
+    with pytest.raises(RouterError, match=r"haproxy.socket: .* does not exist"):
+        HaproxyRouter(str(tmp / "nope.sock"), "app", "blue", "green")
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    with pytest.raises(RouterError, match="no server app/yellow"):
+        HaproxyRouter(hap["socket"], "app", "blue", "yellow").read()
+    with pytest.raises(RouterError, match="haproxy.config"):
+        HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=str(tmp / "missing.cfg"))
+    wait_http(hap["url"] + "/version")

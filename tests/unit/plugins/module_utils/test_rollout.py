@@ -1,0 +1,213 @@
+"""The rollout engine with an in-memory router and an injected clock: runs in milliseconds."""
+
+import pytest
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import Router
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds >= 0
+        self.now += seconds
+
+
+class MemoryRouter(Router):
+    def __init__(self, canary=0, lie=False):
+        super().__init__("blue", "green")
+        self.state = self.weights_for(canary)
+        self.writes = []
+        self.lie = lie
+
+    def read(self):
+        return dict(self.state)
+
+    def write(self, weights):
+        self.writes.append(dict(weights))
+        if not self.lie:
+            self.state = dict(weights)
+
+
+class Gate:
+    """Verdicts scripted by time: [(from_t, verdict), ...]."""
+
+    def __init__(self, clock, script, name="gate"):
+        self.clock = clock
+        self.script = script
+        self.name = name
+        self.calls = []
+
+    def evaluate(self):
+        self.calls.append(self.clock.now)
+        verdict = [v for t, v in self.script if self.clock.now >= t][-1]
+        return GateResult(self.name, verdict, f"{verdict} at {self.clock.now:g}")
+
+
+CANARY = [{"weight": 10}, {"pause": 30}, {"weight": 50}, {"pause": 30}, {"weight": 90}, {"pause": 30}, {"weight": 100}]
+
+
+def rollout(router, clock, steps=None, **kwargs):
+    kwargs.setdefault("gate_interval", 5)
+    return Rollout(router, parse_steps(steps or CANARY), clock=clock, sleep=clock.sleep, **kwargs)
+
+
+def test_healthy_canary_is_promoted_through_every_step():
+    clock, router = Clock(), MemoryRouter()
+    gate = Gate(clock, [(0, PASS)])
+    outcome = rollout(router, clock, gates=[gate], pre_gates=[gate]).run()
+    assert outcome.status == "promoted" and outcome.changed
+    assert router.writes == [
+        {"blue": 90, "green": 10},
+        {"blue": 50, "green": 50},
+        {"blue": 10, "green": 90},
+        {"blue": 0, "green": 100},
+    ]
+    assert [e["event"] for e in outcome.timeline if e["event"] == "weight"] == ["weight"] * 4
+    assert clock.now == 90
+    # gates evaluated continuously during pauses: every 5 s of three 30 s pauses, plus the pre-switch check
+    assert len(gate.calls) >= 3 * 6
+
+
+def test_unhealthy_canary_never_gets_traffic():
+    clock, router = Clock(), MemoryRouter()
+    pre = Gate(clock, [(0, PENDING), (20, FAIL)], name="canary-health")
+    outcome = rollout(router, clock, pre_gates=[pre], pre_gate_timeout=60).run()
+    assert outcome.status == "rolled_back"
+    assert router.writes == []  # not a single weight was given to the canary
+    assert "canary-health" in outcome.reason
+    assert outcome.weights == {"blue": 100, "green": 0}
+
+
+def test_pre_switch_gate_undecided_until_timeout_aborts():
+    clock, router = Clock(), MemoryRouter()
+    pre = Gate(clock, [(0, PENDING)], name="slow")
+    outcome = rollout(router, clock, pre_gates=[pre], pre_gate_timeout=15).run()
+    assert outcome.status == "rolled_back" and router.writes == []
+    assert clock.now <= 15 + 5
+
+
+def test_canary_failing_mid_pause_is_rolled_back_within_one_gate_interval():
+    clock, router = Clock(), MemoryRouter()
+    gate = Gate(clock, [(0, PASS), (42, FAIL)])
+    outcome = rollout(router, clock, gates=[gate]).run()
+    assert outcome.status == "rolled_back"
+    assert router.state == {"blue": 100, "green": 0}
+    failed = next(e for e in outcome.timeline if e["event"] == "gate_failed")
+    rolled = next(e for e in outcome.timeline if e["event"] == "rolled_back")
+    assert failed["weights"] == {"blue": 50, "green": 50}
+    assert 42 <= failed["t"] <= 42 + 5  # observed within one gate interval
+    assert rolled["t"] == failed["t"]  # rollback is immediate (router writes take no engine time)
+    assert router.writes[-1] == {"blue": 100, "green": 0}
+
+
+@pytest.mark.parametrize("on_failure, status", [("pause", "held"), ("fail", "failed")])
+def test_on_failure_pause_or_fail_leaves_weights_where_they_are(on_failure, status):
+    clock, router = Clock(), MemoryRouter()
+    gate = Gate(clock, [(0, PASS), (12, FAIL)])
+    outcome = rollout(router, clock, gates=[gate], on_failure=on_failure).run()
+    assert outcome.status == status
+    assert router.state == {"blue": 90, "green": 10}
+
+
+def test_timeout_aborts_and_rolls_back():
+    clock, router = Clock(), MemoryRouter()
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], timeout=40).run()
+    assert outcome.status == "rolled_back" and "timeout of 40s" in outcome.reason
+    assert router.state == {"blue": 100, "green": 0}
+    assert clock.now <= 40
+
+
+def test_write_not_taken_is_detected_by_verify():
+    clock, router = Clock(), MemoryRouter(lie=True)
+    with pytest.raises(RolloutError, match="router did not take the weights"):
+        rollout(router, clock).run()
+
+
+def test_rerun_after_crash_resumes_from_router_state():
+    clock, router = Clock(), MemoryRouter(canary=50)
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])]).run()
+    assert outcome.status == "promoted"
+    assert router.writes == [{"blue": 10, "green": 90}, {"blue": 0, "green": 100}]
+    assert any(e["event"] == "resume" for e in outcome.timeline)
+
+
+def test_rerun_when_already_promoted_changes_nothing():
+    clock, router = Clock(), MemoryRouter(canary=100)
+    outcome = rollout(router, clock).run()
+    assert outcome.status == "promoted" and outcome.changed is False and router.writes == []
+
+
+def test_pause_until_promoted_stops_then_continues_with_promote():
+    steps = [{"weight": 20}, {"pause": None}, {"weight": 100}]
+    clock, router = Clock(), MemoryRouter()
+    first = rollout(router, clock, steps=steps).run()
+    assert first.status == "paused" and router.state == {"blue": 80, "green": 20}
+    again = rollout(router, clock, steps=steps).run()
+    assert again.status == "paused" and again.changed is False
+    final = rollout(router, clock, steps=steps, promote=True).run()
+    assert final.status == "promoted" and router.state == {"blue": 0, "green": 100}
+
+
+def test_gate_step_waits_for_gates_to_pass():
+    steps = [{"weight": 10}, {"gate": True}, {"weight": 100}]
+    clock, router = Clock(), MemoryRouter()
+    gate = Gate(clock, [(0, PENDING), (17, PASS)])
+    outcome = rollout(router, clock, steps=steps, gates=[gate]).run()
+    assert outcome.status == "promoted" and 17 <= clock.now <= 22
+
+
+def test_rollback_when_nothing_moved_yet_writes_nothing():
+    clock, router = Clock(), MemoryRouter()
+    outcome = rollout(router, clock, pre_gates=[Gate(clock, [(0, FAIL)])]).run()
+    assert outcome.status == "rolled_back" and outcome.changed is False and router.writes == []
+
+
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        ([], "steps must list at least one step"),
+        ([{"weight": 101}], r"steps\[0\].weight must be an integer percentage from 0 to 100"),
+        ([{"weight": -1}], r"steps\[0\].weight must be an integer"),
+        ([{"weight": "10"}], r"steps\[0\].weight must be an integer"),
+        ([{"weight": 10}, {"pause": 5}], r"steps end at weight 10%, not 100%"),
+        ([{"pause": 5}], "at least one weight step"),
+        ([{"pause": -3}, {"weight": 100}], r"steps\[0\].pause must be a number of seconds"),
+        ([{"wait": 3}], r"steps\[0\] has unknown key 'wait'"),
+        ([{"weight": 10, "pause": 3}], r"steps\[0\] must be one of"),
+    ],
+)
+def test_bad_steps_are_refused(steps, message):
+    with pytest.raises(RolloutError, match=message):
+        parse_steps(steps)
+
+
+def test_partial_rollout_allowed_when_said():
+    assert [s.weight for s in parse_steps([{"weight": 10}], allow_partial=True)] == [10]
+
+
+def test_bad_engine_options_and_pools():
+    with pytest.raises(RolloutError, match="on_failure must be one of"):
+        Rollout(MemoryRouter(), parse_steps([{"weight": 100}]), on_failure="retry")
+    with pytest.raises(RouterError, match="two different pools"):
+        Router("blue", "blue")
+
+
+def test_normalize_any_scale():
+    router = MemoryRouter()
+    assert router.normalize({"blue": 1, "green": 1}) == {"blue": 50, "green": 50}
+    assert router.normalize({"blue": 0, "green": 0}) == {"blue": 0, "green": 0}
+    assert router.live({"blue": 0, "green": 100}) == "green"
+    assert router.live({"blue": 50, "green": 50}) is None
