@@ -8,9 +8,10 @@ from __future__ import annotations
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.nginx import NginxRouter
 
 ROUTER_ARGS = dict(
-    router=dict(type="str", choices=["haproxy"], default="haproxy"),
+    router=dict(type="str", choices=["haproxy", "nginx"], default="haproxy"),
     stable=dict(type="str", required=True),
     canary=dict(type="str", required=True),
     haproxy=dict(
@@ -19,6 +20,16 @@ ROUTER_ARGS = dict(
             socket=dict(type="path", required=True),
             backend=dict(type="str", required=True),
             config=dict(type="path"),
+        ),
+    ),
+    nginx=dict(
+        type="dict",
+        options=dict(
+            upstream_file=dict(type="path", required=True),
+            upstream=dict(type="str", required=True),
+            servers=dict(type="dict", required=True),
+            conf=dict(type="path"),
+            binary=dict(type="path", default="nginx"),
         ),
     ),
 )
@@ -44,6 +55,16 @@ def build_router(params):
     if kind == "haproxy":
         return HaproxyRouter(
             options["socket"], options["backend"], params["stable"], params["canary"], config_path=options["config"]
+        )
+    if kind == "nginx":
+        return NginxRouter(
+            options["upstream_file"],
+            options["upstream"],
+            options["servers"],
+            params["stable"],
+            params["canary"],
+            conf=options["conf"],
+            binary=options["binary"],
         )
     raise RouterError(f"router: unknown router {kind!r}")
 

@@ -15,36 +15,8 @@ description:
     after a crashed or manual switch.
 author:
   - bluegreen.aws contributors (@bluegreen-aws)
-options:
-  router:
-    description: Which router splits the traffic.
-    type: str
-    choices: ['haproxy']
-    default: haproxy
-  stable:
-    description: The first pool (for HAProxy, a server name in O(haproxy.backend)).
-    type: str
-    required: true
-  canary:
-    description: The second pool.
-    type: str
-    required: true
-  haproxy:
-    description: HAProxy router options.
-    type: dict
-    suboptions:
-      socket:
-        description: Path of HAProxy's stats socket.
-        type: path
-        required: true
-      backend:
-        description: The backend holding one server per pool.
-        type: str
-        required: true
-      config:
-        description:
-          - Not used for reading; accepted so the same options can be passed to M(bluegreen.aws.traffic_switch).
-        type: path
+extends_documentation_fragment:
+  - bluegreen.aws.router
 """
 
 EXAMPLES = r"""

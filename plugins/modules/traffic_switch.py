@@ -20,39 +20,13 @@ description:
   - The router's own state is the truth. The module reads the current weights first and skips the steps already
     reached, so a run that was killed mid-canary converges when run again, and a run at the final weight is
     C(changed=false).
-  - The router is V(haproxy), driven through its runtime API (no reload), the weights also persisted to its
-    configuration.
+  - Routers are V(haproxy), driven through its runtime API (no reload), the weights also persisted to its
+    configuration; and V(nginx), an upstream file replaced atomically, checked with C(nginx -t), then reloaded.
+    A reload closes idle keep-alive connections, which keep-alive clients see as failed requests (measured by
+    C(make bench)); prefer HAProxy where clients keep connections open.
 author:
   - bluegreen.aws contributors (@bluegreen-aws)
 options:
-  router:
-    description: Which router splits the traffic.
-    type: str
-    choices: ['haproxy']
-    default: haproxy
-  stable:
-    description: The pool that carries the traffic now (for HAProxy, the server name in O(haproxy.backend)).
-    type: str
-    required: true
-  canary:
-    description: The pool that receives the new version.
-    type: str
-    required: true
-  haproxy:
-    description: HAProxy router options.
-    type: dict
-    suboptions:
-      socket:
-        description: Path of HAProxy's stats socket, declared with C(level admin).
-        type: path
-        required: true
-      backend:
-        description: The backend holding one server per pool.
-        type: str
-        required: true
-      config:
-        description: HAProxy's configuration file; every weight change is written to it too, so a restart keeps it.
-        type: path
   steps:
     description:
       - The plan, in order. Each item has exactly one key.
@@ -141,6 +115,8 @@ options:
 notes:
   - In check mode the module reads the current weights and reports the plan without writing anything.
   - Supports diff mode (weights before and after).
+extends_documentation_fragment:
+  - bluegreen.aws.router
 """
 
 EXAMPLES = r"""
@@ -167,6 +143,19 @@ EXAMPLES = r"""
         failure_threshold: 2
         latency_ceiling_ms: 500
     gate_interval: 5
+
+- name: Same plan through nginx
+  bluegreen.aws.traffic_switch:
+    router: nginx
+    nginx:
+      upstream_file: /etc/nginx/conf.d/app-upstream.conf
+      upstream: app
+      servers: {blue: "127.0.0.1:8081", green: "127.0.0.1:8082"}
+    stable: blue
+    canary: green
+    steps: [{weight: 10}, {pause: 60}, {weight: 100}]
+    gates:
+      - urls: ["http://127.0.0.1:8082/health"]
 
 - name: Hold at 20% until someone promotes
   bluegreen.aws.traffic_switch:

@@ -120,3 +120,58 @@ def start_haproxy(procs, directory, blue, green, blue_weight=100, green_weight=0
         time.sleep(0.05)
     wait_http(f"http://127.0.0.1:{port}/version")
     return {"proc": proc, "port": port, "socket": sock, "config": cfg, "url": f"http://127.0.0.1:{port}"}
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp;
+    proxy_temp_path {dir}/tmp;
+    fastcgi_temp_path {dir}/tmp;
+    uwsgi_temp_path {dir}/tmp;
+    scgi_temp_path {dir}/tmp;
+    include {dir}/upstream.conf;
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_requests 100000;
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout http_502 http_503;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary():
+    path = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(path):
+        raise RuntimeError("nginx is not installed: run `make deps` (it installs the apt package)")
+    return path
+
+
+def start_nginx(procs, directory, upstream_text, upstream="app"):
+    port = free_port()
+    os.makedirs(os.path.join(directory, "tmp"), exist_ok=True)
+    conf = os.path.join(directory, "nginx.conf")
+    with open(os.path.join(directory, "upstream.conf"), "w") as f:
+        f.write(upstream_text)
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=directory, port=port, upstream=upstream))
+    proc = procs.start([nginx_binary(), "-c", conf])
+    wait_http(f"http://127.0.0.1:{port}/version")
+    return {
+        "proc": proc,
+        "port": port,
+        "conf": conf,
+        "upstream_file": os.path.join(directory, "upstream.conf"),
+        "url": f"http://127.0.0.1:{port}",
+    }

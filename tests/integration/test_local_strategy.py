@@ -38,8 +38,8 @@ def host(tmp_path):
         subprocess.run([sys.executable, SVC, "stop", pidfile.stem, "--dir", str(base / "run")], check=False)
 
 
-def site(host, version, steps=QUICK, app_args=(), playbook=SITE):
-    extra = dict(host, release_version=version, local_bluegreen_steps=steps, release_app_args=list(app_args))
+def site(host, version, steps=None, app_args=(), playbook=SITE):
+    extra = dict(host, release_version=version, local_bluegreen_steps=steps or QUICK, release_app_args=list(app_args))
     return ansible_playbook(playbook, "-e", json.dumps(extra), inventory=INVENTORY)
 
 

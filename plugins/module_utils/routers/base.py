@@ -8,6 +8,9 @@ Weights are percentages per pool, ``{"blue": 90, "green": 10}``, always summing 
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 
 class RouterError(Exception):
     """The router cannot be reached or refuses; the message names the parameter and the fix."""
@@ -50,3 +53,18 @@ class Router:
 
     def write(self, weights):
         raise NotImplementedError
+
+
+def atomic_write(path, content):
+    """Replace ``path`` with ``content`` in one rename, keeping its mode: readers see the old or the new file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import Router
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import atomic_write
 
 SECTIONS = (
     "global",
@@ -102,17 +102,7 @@ class HaproxyRouter(Router):
         updated = set_config_weights(text, self.backend, weights)
         if updated == text:
             return
-        directory = os.path.dirname(os.path.abspath(self.config_path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".haproxy.cfg.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(updated)
-            os.chmod(tmp, os.stat(self.config_path).st_mode & 0o7777)
-            os.replace(tmp, self.config_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.config_path, updated)
 
     def stats(self):
         """HAProxy's ``show stat`` rows of this backend's pool servers, by pool name."""
