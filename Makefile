@@ -14,12 +14,13 @@ PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
 
-.PHONY: help deps lint sanity units integration test build clean demo demo-stop
+.PHONY: help deps lint sanity units integration test build clean demo demo-stop bench
 
 help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
 	@echo "make lint | sanity | units | integration   one part"
+	@echo "make bench        failed requests per router under keep-alive load, rollback latency (prints a table)"
 	@echo "make build        build the collection tarball"
 
 $(STAMP): requirements-dev.txt requirements.txt
@@ -33,6 +34,9 @@ deps: $(STAMP)
 
 demo: deps
 	tests/tools/demo.sh
+
+bench: deps
+	$(BIN)/python tests/bench/bench_switch.py
 
 demo-stop:
 	for f in .build/demo/run/*.pid; do [ -e "$$f" ] && $(BIN)/python roles/local_bluegreen/files/bluegreen_svc.py \

@@ -34,7 +34,8 @@ def main(argv=None):
         return bool(args.state_dir) and os.path.exists(os.path.join(args.state_dir, "fail"))
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # keep-alive, like a real service behind a proxy
+        disable_nagle_algorithm = True  # headers and body go out without waiting for a delayed ACK
 
         def do_GET(self):
             bad = failing()
@@ -56,9 +57,15 @@ def main(argv=None):
         def log_message(self, *args):
             pass
 
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+        def handle_error(self, request, client_address):
+            if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                super().handle_error(request, client_address)  # a client going away is not an error
+
+    server = Server((args.host, args.port), Handler)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     try:
         server.serve_forever()

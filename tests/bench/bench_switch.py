@@ -1,0 +1,188 @@
+"""make bench: what a traffic switch costs keep-alive clients, per router, measured in one run.
+
+For each router, wrk keeps 16 keep-alive connections busy against the proxy (loopback, bounded in
+time) while the router moves all traffic between two demo app slots SWITCHES times. Failed requests
+are wrk's socket errors plus non-2xx answers.  Then rollback latency: a canary at 50% turns unhealthy,
+and the engine's timeline gives the time from the gate failure it observed to 100% on stable, verified.
+
+    naive   seed 002's switch: rewrite the active upstream to one server, `nginx -s reload`
+    nginx   bluegreen.aws nginx router: weighted upstream, `nginx -t`, reload
+    haproxy bluegreen.aws haproxy router: runtime API `set weight`, no reload
+
+Not measured yet: ALB-router API calls per poll (needs the ALB router and the emulator's call counts).
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(ROOT, "tests", "integration"), os.path.join(ROOT, ".build", "collections")]
+
+from dataplane import Processes  # noqa: E402
+from dataplane import free_port  # noqa: E402
+from dataplane import nginx_binary  # noqa: E402
+from dataplane import start_haproxy  # noqa: E402
+from dataplane import start_nginx  # noqa: E402
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import Router  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.nginx import NginxRouter  # noqa: E402
+
+
+class NaiveRouter(Router):
+    """Seed 002's switch: the upstream holds only the active slot; switching rewrites it and reloads."""
+
+    kind = "naive"
+
+    def __init__(self, upstream_file, conf, servers):
+        super().__init__("blue", "green")
+        self.upstream_file, self.conf, self.servers = upstream_file, conf, servers
+
+    def read(self):
+        text = open(self.upstream_file).read()
+        live = next(pool for pool, address in self.servers.items() if address in text)
+        return self.weights_for(100 if live == "green" else 0)
+
+    def write(self, weights):
+        live = "green" if weights["green"] == 100 else "blue"
+        with open(self.upstream_file, "w") as f:
+            f.write(f"upstream app {{\n    server {self.servers[live]};\n    keepalive 32;\n}}\n")
+        subprocess.run([nginx_binary(), "-c", self.conf, "-s", "reload"], check=True, capture_output=True)
+
+
+def wrk(url, seconds, connections=16):
+    proc = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "3s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = proc.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return requests, socket_errors + (int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def switch_under_load(router, url, seconds, switches):
+    """Alternate all traffic between the slots ``switches`` times while wrk runs; returns (requests, failed, done)."""
+    result = {}
+
+    def run_load():
+        result["requests"], result["failed"] = wrk(url, seconds)
+
+    load = threading.Thread(target=run_load)
+    load.start()
+    time.sleep(1.0)
+    interval = (seconds - 2.0) / switches
+    done = 0
+    for i in range(switches):
+        router.write(router.weights_for(100 if i % 2 == 0 else 0))
+        done += 1
+        time.sleep(interval)
+    load.join()
+    return result["requests"], result["failed"], done
+
+
+def rollback_latency(router, canary_state_dir, canary_port, repeats):
+    """ms from the gate failure the engine observed to 100% on stable (verified), per run."""
+    samples = []
+    flag = os.path.join(canary_state_dir, "fail")
+    for _run in range(repeats):
+        router.write(router.weights_for(0))
+        if os.path.exists(flag):
+            os.unlink(flag)
+        gate = HttpGate([f"http://127.0.0.1:{canary_port}/health"], failure_threshold=1, timeout=1, name="canary")
+        engine = Rollout(
+            router, parse_steps([{"weight": 50}, {"pause": 30}, {"weight": 100}]), gates=[gate], gate_interval=0.1
+        )
+        threading.Timer(0.5, pathlib.Path(flag).touch).start()  # the canary turns unhealthy mid-pause
+        outcome = engine.run()
+        assert outcome.status == "rolled_back", outcome.timeline
+        events = {e["event"]: e["t"] for e in outcome.timeline}
+        samples.append((events["rolled_back"] - events["gate_failed"]) * 1000.0)
+    return samples
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=25, help="load duration per router")
+    parser.add_argument("--switches", type=int, default=20)
+    parser.add_argument("--rollbacks", type=int, default=5)
+    args = parser.parse_args()
+
+    procs = Processes()
+    work = tempfile.mkdtemp(prefix="bluegreen-bench-")
+    try:
+        ports = {"blue": free_port(), "green": free_port()}
+        state = {pool: os.path.join(work, f"slot-{pool}") for pool in ports}
+        for pool, port in ports.items():
+            os.makedirs(state[pool])
+            procs.app(port, "v1" if pool == "blue" else "v2", "--state-dir", state[pool])
+        servers = {pool: f"127.0.0.1:{port}" for pool, port in ports.items()}
+
+        os.makedirs(os.path.join(work, "haproxy"))
+        hap = start_haproxy(procs, os.path.join(work, "haproxy"), ports["blue"], ports["green"])
+        haproxy = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+
+        os.makedirs(os.path.join(work, "nginx"))
+        weighted = (
+            f"upstream app {{\n    server {servers['blue']} weight=100;\n    server {servers['green']} down;\n}}\n"
+        )
+        ngx = start_nginx(procs, os.path.join(work, "nginx"), weighted)
+        nginx = NginxRouter(ngx["upstream_file"], "app", servers, "blue", "green", conf=ngx["conf"])
+
+        os.makedirs(os.path.join(work, "naive"))
+        single = f"upstream app {{\n    server {servers['blue']};\n    keepalive 32;\n}}\n"
+        nai = start_nginx(procs, os.path.join(work, "naive"), single)
+        naive = NaiveRouter(nai["upstream_file"], nai["conf"], servers)
+
+        rows = []
+        for name, router, url in (
+            ("haproxy", haproxy, hap["url"]),
+            ("nginx", nginx, ngx["url"]),
+            ("naive", naive, nai["url"]),
+        ):
+            requests, failed, switches = switch_under_load(router, url + "/version", args.seconds, args.switches)
+            rows.append((name, requests, failed, switches))
+            print(f"  {name}: {requests} requests, {failed} failed, {switches} switches", flush=True)
+
+        latencies = {}
+        for name, router in (("haproxy", haproxy), ("nginx", nginx)):
+            latencies[name] = rollback_latency(router, state["green"], ports["green"], args.rollbacks)
+
+        print()
+        print(f"Keep-alive load: wrk -t2 -c16, {args.seconds}s per router, loopback")
+        print(f"{'router':<10}{'requests':>12}{'failed':>10}{'failed %':>10}{'switches':>10}")
+        for name, requests, failed, switches in rows:
+            print(f"{name:<10}{requests:>12}{failed:>10}{100.0 * failed / max(requests, 1):>9.3f}%{switches:>10}")
+        print()
+        print(f"Rollback latency, gate failure observed -> 100% on stable, verified ({args.rollbacks} runs)")
+        print(f"{'router':<10}{'median ms':>12}{'max ms':>10}")
+        for name, samples in latencies.items():
+            print(f"{name:<10}{statistics.median(samples):>12.1f}{max(samples):>10.1f}")
+        print()
+        print("ALB router API calls per poll: not measured (no ALB router yet)")
+        haproxy_row = rows[0]
+        if haproxy_row[2] != 0 or haproxy_row[1] < 100000 or haproxy_row[3] < 20:
+            print("TARGET MISSED: haproxy router must serve >= 100,000 requests over >= 20 switches with 0 failed")
+            return 1
+        return 0
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
