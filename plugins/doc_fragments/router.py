@@ -13,12 +13,12 @@ options:
   router:
     description: Which router splits the traffic.
     type: str
-    choices: ['haproxy', 'nginx']
+    choices: ['haproxy', 'nginx', 'alb']
     default: haproxy
   stable:
     description:
-      - The pool that carries the traffic now (for HAProxy, the server name in O(haproxy.backend); for nginx, a key of
-        O(nginx.servers)).
+      - The pool that carries the traffic now. For HAProxy, the server name in O(haproxy.backend); for nginx, a key of
+        O(nginx.servers); for ALB, a target group name or ARN.
     type: str
     required: true
   canary:
@@ -64,4 +64,20 @@ options:
         description: The nginx executable.
         type: path
         default: nginx
+  alb:
+    description:
+      - ALB router options. The forward action's weights between the O(stable) and O(canary) target groups are set;
+        other actions, other target groups of the forward and C(TargetGroupStickinessConfig) are kept.
+      - Target groups that do not exist, or that belong to another load balancer or VPC, are refused before any write.
+      - Needs C(boto3). Credentials, region and C(endpoint_url) come from the usual AWS options, or from
+        C(module_defaults) for C(group/bluegreen.aws.aws).
+    type: dict
+    suboptions:
+      listener_arn:
+        description: The listener.
+        type: str
+        required: true
+      rule_arn:
+        description: A rule of the listener to switch instead of its default action.
+        type: str
 """

@@ -148,3 +148,83 @@ def wait_for_gate(gate, timeout, interval, clock=time.monotonic, sleep=time.slee
         if clock() + interval > deadline:
             return GateResult(gate.name, FAIL, f"undecided after {timeout}s: {result.reason}", result.details)
         sleep(interval)
+
+
+class TargetHealthGate:
+    """Healthy targets of an ELBv2 target group: at least ``min_healthy`` targets and ``min_healthy_percent``.
+
+    One ``DescribeTargetHealth`` call per evaluation, whatever the number of targets.  Below the minimum
+    the gate is pending; ``failure_threshold`` consecutive evaluations below it fail the gate.
+    Every state is reported (initial, healthy, unhealthy, unused, draining, unavailable).
+    """
+
+    def __init__(
+        self, client, target_group_arn, min_healthy=1, min_healthy_percent=100, failure_threshold=3, name=None
+    ):
+        if min_healthy < 0 or not 0 <= min_healthy_percent <= 100 or failure_threshold < 1:
+            raise ValueError("min_healthy >= 0, min_healthy_percent 0-100 and failure_threshold >= 1 are required")
+        self.client = client
+        self.target_group_arn = target_group_arn
+        self.min_healthy = min_healthy
+        self.min_healthy_percent = min_healthy_percent
+        self.failure_threshold = failure_threshold
+        self.name = (
+            name
+            or f"target-health:{target_group_arn.rsplit('/', 2)[-2] if '/' in target_group_arn else target_group_arn}"
+        )
+        self._failures = 0
+
+    def evaluate(self):
+        answer = self.client.describe_target_health(TargetGroupArn=self.target_group_arn, aws_retry=True)
+        states = {}
+        for target in answer["TargetHealthDescriptions"]:
+            state = target["TargetHealth"]["State"]
+            states[state] = states.get(state, 0) + 1
+        total = sum(states.values())
+        healthy = states.get("healthy", 0)
+        percent = 100.0 * healthy / total if total else 0.0
+        details = {"states": states, "healthy": healthy, "total": total, "healthy_percent": round(percent, 1)}
+        if total and healthy >= self.min_healthy and percent >= self.min_healthy_percent:
+            self._failures = 0
+            return GateResult(self.name, PASS, f"{healthy}/{total} targets healthy", details)
+        self._failures += 1
+        reason = (
+            f"{healthy}/{total} targets healthy, need {self.min_healthy} and {self.min_healthy_percent}% ({states})"
+        )
+        if self._failures >= self.failure_threshold:
+            return GateResult(self.name, FAIL, reason, details)
+        return GateResult(self.name, PENDING, reason, details)
+
+
+class AlarmGate:
+    """CloudWatch alarms: any in ALARM fails; INSUFFICIENT_DATA counts as ``insufficient_data`` says."""
+
+    def __init__(self, client, alarm_names, insufficient_data=PENDING, name="alarms"):
+        if not alarm_names or len(alarm_names) > 100:
+            raise ValueError("alarm_names must list between 1 and 100 alarms")
+        if insufficient_data not in (PASS, PENDING, FAIL):
+            raise ValueError(f"insufficient_data must be one of {PASS}, {PENDING}, {FAIL}")
+        self.client = client
+        self.alarm_names = list(alarm_names)
+        self.insufficient_data = insufficient_data
+        self.name = name
+
+    def evaluate(self):
+        states = {}
+        answer = self.client.describe_alarms(
+            AlarmNames=self.alarm_names, AlarmTypes=["MetricAlarm", "CompositeAlarm"], MaxRecords=100, aws_retry=True
+        )
+        for alarm in answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", []):
+            states[alarm["AlarmName"]] = alarm["StateValue"]
+        missing = [n for n in self.alarm_names if n not in states]
+        if missing:
+            return GateResult(self.name, FAIL, f"alarms not found: {missing}", {"states": states})
+        firing = sorted(n for n, v in states.items() if v == "ALARM")
+        if firing:
+            return GateResult(self.name, FAIL, f"in ALARM: {', '.join(firing)}", {"states": states})
+        unknown = sorted(n for n, v in states.items() if v == "INSUFFICIENT_DATA")
+        if unknown and self.insufficient_data != PASS:
+            return GateResult(
+                self.name, self.insufficient_data, f"INSUFFICIENT_DATA: {', '.join(unknown)}", {"states": states}
+            )
+        return GateResult(self.name, PASS, f"{len(states)} alarm(s) OK", {"states": states})

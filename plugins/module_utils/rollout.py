@@ -251,7 +251,10 @@ class Rollout:
                     pre_checked = True
                 if self._left() <= 0:
                     return self._abort(weights, [GateResult("timeout", FAIL, f"timeout of {self.timeout:g}s reached")])
-                weights = self._set(step.weight)
+                try:
+                    weights = self._set(step.weight)
+                except Exception as e:  # the router refused or is unreachable: do not leave a half-applied step
+                    return self._abort(self.router.read(), [GateResult("router", FAIL, f"{type(e).__name__}: {e}")])
                 current = step.weight
                 self._event("weight", weights, step.describe())
             elif step.until_promoted:

@@ -17,6 +17,8 @@ author:
   - bluegreen.aws contributors (@bluegreen-aws)
 extends_documentation_fragment:
   - bluegreen.aws.router
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
 """
 
 EXAMPLES = r"""
@@ -65,20 +67,24 @@ canary:
   sample: green
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import AWS_ERRORS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import aws_clients
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import describe
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(ROUTER_ARGS), supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=dict(ROUTER_ARGS), supports_check_mode=True, check_boto3=False)
     try:
-        info = describe(build_router(module.params))
+        info = describe(build_router(module.params, aws_clients(module)))
     except RouterError as e:
         module.fail_json(msg=str(e))
+    except AWS_ERRORS as e:  # router=alb
+        module.fail_json_aws(e, msg="Failed to read the router's weights")
     module.exit_json(changed=False, **info)
 
 

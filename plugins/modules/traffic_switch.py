@@ -43,47 +43,70 @@ options:
     type: bool
     default: false
   gates:
-    description: Health gates evaluated before the switch and during every pause.
+    description:
+      - Gates evaluated before the switch and during every pause. All must pass; one failing aborts.
     type: list
     elements: dict
     default: []
     suboptions:
       type:
-        description: The kind of gate.
+        description:
+          - V(http) probes O(gates[].urls).
+          - V(target_health) counts the healthy targets of O(gates[].target_group) (one DescribeTargetHealth a poll).
+          - V(cloudwatch_alarm) fails when one of O(gates[].alarm_names) is in ALARM.
         type: str
-        choices: ['http']
+        choices: ['http', 'target_health', 'cloudwatch_alarm']
         default: http
       name:
         description: A name for the timeline.
         type: str
       urls:
-        description: URLs to probe (typically the canary pool's health endpoints).
+        description: URLs to probe (typically the canary pool's health endpoints). Required for V(http).
         type: list
         elements: str
-        required: true
       expected_status:
-        description: Healthy status codes.
+        description: Healthy status codes (V(http)).
         type: list
         elements: int
         default: [200]
       body_pattern:
-        description: Regular expression the body must match.
+        description: Regular expression the body must match (V(http)).
         type: str
       timeout:
-        description: Timeout of one probe in seconds.
+        description: Timeout of one probe in seconds (V(http)).
         type: float
         default: 5.0
       success_threshold:
-        description: Consecutive good answers for the gate to pass.
+        description: Consecutive good answers for the gate to pass (V(http)).
         type: int
         default: 1
       failure_threshold:
-        description: Consecutive bad answers that fail the gate.
+        description: Consecutive bad answers that fail the gate (V(http), V(target_health)).
         type: int
         default: 3
       latency_ceiling_ms:
-        description: A good answer slower than this counts as bad.
+        description: A good answer slower than this counts as bad (V(http)).
         type: float
+      target_group:
+        description: Target group name or ARN (V(target_health)).
+        type: str
+      min_healthy:
+        description: Healthy targets needed (V(target_health)).
+        type: int
+        default: 1
+      min_healthy_percent:
+        description: Percentage of the group's targets that must be healthy (V(target_health)).
+        type: int
+        default: 100
+      alarm_names:
+        description: CloudWatch alarm names, at most 100 (V(cloudwatch_alarm)).
+        type: list
+        elements: str
+      insufficient_data:
+        description: How an alarm in INSUFFICIENT_DATA counts (V(cloudwatch_alarm)); V(pending) waits.
+        type: str
+        choices: ['pass', 'pending', 'fail']
+        default: pending
   pre_switch_check:
     description: Require the gates to pass before the canary gets its first traffic.
     type: bool
@@ -117,6 +140,8 @@ notes:
   - Supports diff mode (weights before and after).
 extends_documentation_fragment:
   - bluegreen.aws.router
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
 """
 
 EXAMPLES = r"""
@@ -156,6 +181,22 @@ EXAMPLES = r"""
     steps: [{weight: 10}, {pause: 60}, {weight: 100}]
     gates:
       - urls: ["http://127.0.0.1:8082/health"]
+
+- name: ALB canary between two target groups, gated on target health and a 5xx alarm
+  bluegreen.aws.traffic_switch:
+    router: alb
+    alb:
+      listener_arn: "{{ listener_arn }}"
+    stable: web-blue
+    canary: web-green
+    steps: [{weight: 10}, {pause: 120}, {weight: 50}, {pause: 120}, {weight: 100}]
+    gates:
+      - type: target_health
+        target_group: web-green
+        min_healthy: 2
+      - type: cloudwatch_alarm
+        alarm_names: [web-green-5xx]
+    gate_interval: 15
 
 - name: Hold at 20% until someone promotes
   bluegreen.aws.traffic_switch:
@@ -209,14 +250,16 @@ timeline:
   sample: [{"t": 0.0, "event": "start", "weights": {"blue": 100, "green": 0}, "reason": "canary at 0%"}]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import AWS_ERRORS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
+from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import aws_clients
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_gates
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
 
@@ -234,12 +277,13 @@ def main():
         on_failure=dict(type="str", choices=["rollback", "pause", "fail"], default="rollback"),
         promote=dict(type="bool", default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, check_boto3=False)
     p = module.params
     try:
         steps = parse_steps(p["steps"], allow_partial=p["allow_partial"])
-        gates = build_gates(p["gates"])
-        router = build_router(p)
+        aws_client = aws_clients(module)
+        gates = build_gates(p["gates"], aws_client)
+        router = build_router(p, aws_client)
         engine = Rollout(
             router,
             steps,
@@ -254,6 +298,8 @@ def main():
         before = router.read()
     except (RolloutError, RouterError) as e:
         module.fail_json(msg=str(e))
+    except AWS_ERRORS as e:  # router=alb
+        module.fail_json_aws(e, msg="Failed to read the router's weights")
 
     plan = [s.describe() for s in steps]
     final = router.weights_for([s.weight for s in steps if s.weight is not None][-1])
@@ -276,6 +322,8 @@ def main():
         outcome = engine.run()
     except (RolloutError, RouterError) as e:
         module.fail_json(msg=str(e), **result)
+    except AWS_ERRORS as e:  # router=alb; the engine did not finish
+        module.fail_json_aws(e, msg="Failed while switching traffic", **result)
 
     result.update(
         changed=outcome.changed,

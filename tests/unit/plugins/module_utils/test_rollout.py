@@ -130,10 +130,31 @@ def test_timeout_aborts_and_rolls_back():
     assert clock.now <= 40
 
 
-def test_write_not_taken_is_detected_by_verify():
+def test_write_not_taken_is_detected_by_verify_and_aborts():
     clock, router = Clock(), MemoryRouter(lie=True)
-    with pytest.raises(RolloutError, match="router did not take the weights"):
-        rollout(router, clock).run()
+    outcome = rollout(router, clock).run()
+    assert outcome.status == "rolled_back"
+    assert "router did not take the weights: wrote {'blue': 90, 'green': 10}" in outcome.reason
+    assert router.state == {"blue": 100, "green": 0}
+
+
+class FlakyRouter(MemoryRouter):
+    """Refuses its second write (say, ModifyListener throttled past its retries)."""
+
+    def write(self, weights):
+        if len(self.writes) == 1:
+            self.writes.append("refused")
+            raise RuntimeError("Throttling: Rate exceeded")
+        super().write(weights)
+
+
+def test_router_error_mid_rollout_rolls_back():
+    clock, router = Clock(), FlakyRouter()
+    outcome = rollout(router, clock).run()
+    assert outcome.status == "rolled_back"
+    assert "router: RuntimeError: Throttling" in outcome.reason
+    assert router.state == {"blue": 100, "green": 0}
+    assert router.writes == [{"blue": 90, "green": 10}, "refused", {"blue": 100, "green": 0}]
 
 
 def test_rerun_after_crash_resumes_from_router_state():
