@@ -9,7 +9,8 @@ and the engine's timeline gives the time from the gate failure it observed to 10
     nginx   bluegreen.aws nginx router: weighted upstream, `nginx -t`, reload
     haproxy bluegreen.aws haproxy router: runtime API `set weight`, no reload
 
-Not measured yet: ALB-router API calls per poll (needs the ALB router and the emulator's call counts).
+Then ALB-router API calls (counted on the client, against a local moto server) per gate poll and per
+weight step, with 1, 10 and 100 targets in the canary target group.
 """
 
 import argparse
@@ -27,15 +28,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [os.path.join(ROOT, "tests", "integration"), os.path.join(ROOT, ".build", "collections")]
 
+import boto3  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
 from dataplane import Processes  # noqa: E402
 from dataplane import free_port  # noqa: E402
 from dataplane import nginx_binary  # noqa: E402
 from dataplane import start_haproxy  # noqa: E402
+from dataplane import start_moto  # noqa: E402
 from dataplane import start_nginx  # noqa: E402
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import TargetHealthGate  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.routers.alb import AlbRouter  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import Router  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.nginx import NginxRouter  # noqa: E402
@@ -116,6 +123,70 @@ def rollback_latency(router, canary_state_dir, canary_port, repeats):
     return samples
 
 
+class Counted:
+    """Counts the API calls made while a gate evaluates."""
+
+    def __init__(self, gate, calls):
+        self.gate, self.calls, self.name = gate, calls, gate.name
+        self.polls = 0
+        self.during = 0
+
+    def evaluate(self):
+        before = len(self.calls)
+        result = self.gate.evaluate()
+        self.polls += 1
+        self.during += len(self.calls) - before
+        return result
+
+
+def alb_calls(endpoint, targets):
+    """(calls per gate poll, calls per weight step) for an ALB canary with ``targets`` canary targets."""
+    region = "eu-west-1"
+    session = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id="bench", aws_secret_access_key="bench")
+    ec2, elb = boto3.client("ec2", **session), boto3.client("elbv2", **session)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    suffix = str(targets)
+    lb = elb.create_load_balancer(Name=f"bench{suffix}", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = {
+        pool: elb.create_target_group(Name=f"{pool}{suffix}", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0][
+            "TargetGroupArn"
+        ]
+        for pool in ("blue", "green")
+    }
+    listener = elb.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["blue"]}]
+    )["Listeners"][0]["ListenerArn"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ids = [
+        i["InstanceId"]
+        for i in ec2.run_instances(ImageId=ami, MinCount=targets, MaxCount=targets, SubnetId=subnets[0])["Instances"]
+    ]
+    elb.register_targets(TargetGroupArn=tg["green"], Targets=[{"Id": i, "Port": 80} for i in ids])
+
+    calls = []
+    elb.meta.events.register("before-call.elastic-load-balancing-v2.*", lambda model, **kw: calls.append(model.name))
+    client = RetryingBotoClientWrapper(elb, AWSRetry.jittered_backoff())
+    router = AlbRouter(client, listener, f"blue{suffix}", f"green{suffix}")
+    gate = Counted(TargetHealthGate(client, tg["green"], min_healthy=targets), calls)
+    start = len(calls)
+    engine = Rollout(
+        router,
+        parse_steps([{"weight": 10}, {"pause": 1.0}, {"weight": 100}]),
+        gates=[gate],
+        pre_gates=[],
+        gate_interval=0.1,
+    )
+    outcome = engine.run()
+    assert outcome.status == "promoted", outcome.timeline
+    router_calls = len(calls) - start - gate.during
+    weight_steps = sum(1 for e in outcome.timeline if e["event"] == "weight")
+    return gate.during / gate.polls, (router_calls) / weight_steps
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=25, help="load duration per router")
@@ -159,6 +230,9 @@ def main():
             rows.append((name, requests, failed, switches))
             print(f"  {name}: {requests} requests, {failed} failed, {switches} switches", flush=True)
 
+        moto = start_moto(procs)
+        per_targets = {n: alb_calls(moto, n) for n in (1, 10, 100)}
+
         latencies = {}
         for name, router in (("haproxy", haproxy), ("nginx", nginx)):
             latencies[name] = rollback_latency(router, state["green"], ports["green"], args.rollbacks)
@@ -174,7 +248,10 @@ def main():
         for name, samples in latencies.items():
             print(f"{name:<10}{statistics.median(samples):>12.1f}{max(samples):>10.1f}")
         print()
-        print("ALB router API calls per poll: not measured (no ALB router yet)")
+        print("ALB router API calls (client-side count, moto server), target_health gate on the canary group")
+        print(f"{'targets':<10}{'per poll':>10}{'per weight step':>17}")
+        for targets, (per_poll, per_step) in per_targets.items():
+            print(f"{targets:<10}{per_poll:>10.1f}{per_step:>17.1f}")
         haproxy_row = rows[0]
         if haproxy_row[2] != 0 or haproxy_row[1] < 100000 or haproxy_row[3] < 20:
             print("TARGET MISSED: haproxy router must serve >= 100,000 requests over >= 20 switches with 0 failed")

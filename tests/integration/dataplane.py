@@ -175,3 +175,12 @@ def start_nginx(procs, directory, upstream_text, upstream="app"):
         "upstream_file": os.path.join(directory, "upstream.conf"),
         "url": f"http://127.0.0.1:{port}",
     }
+
+
+def start_moto(procs):
+    """A moto server on a free loopback port; returns its URL once it answers."""
+    port = free_port()
+    procs.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/moto-api/", timeout=30)
+    return url
