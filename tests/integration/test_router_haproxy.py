@@ -2,9 +2,11 @@
 
 import json
 import os
+import socket
 import time
 
 import pytest
+from conftest import ansible_playbook
 from dataplane import Processes
 from dataplane import free_port
 from dataplane import get
@@ -129,3 +131,62 @@ def test_missing_socket_and_unknown_server_are_clear_errors(stack):
     with pytest.raises(RouterError, match="haproxy.config"):
         HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=str(tmp / "missing.cfg"))
     wait_http(hap["url"] + "/version")
+
+
+def test_unreachable_proxy_is_a_clear_error(tmp_path):
+    stale = str(tmp_path / "stale.sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(stale)  # the file stays, nobody listens: HAProxy died without cleaning up
+    router = HaproxyRouter(stale, "app", "blue", "green")
+    with pytest.raises(RouterError, match=r"haproxy.socket: cannot talk to HAProxy at .*stale.sock"):
+        router.read()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ("steps: [{weight: 150}]", r"steps[0].weight must be an integer percentage from 0 to 100, got 150"),
+        ("steps: [{weight: 10}, {pause: 1}]", "steps end at weight 10%, not 100%"),
+        ("gates: [{urls: []}]", "gates[0].urls is required for a http gate"),
+    ],
+)
+def test_module_bad_input_is_refused_without_a_write(stack, options, message):
+    ports, procs, tmp = stack
+    procs.app(ports["blue"], "v1")
+    procs.app(ports["green"], "v2")
+    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    before = open(hap["config"]).read()
+    play = tmp / "play.yml"
+    play.write_text(f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: switch
+      bluegreen.aws.traffic_switch:
+        haproxy: {{socket: "{hap['socket']}", backend: app, config: "{hap['config']}"}}
+        stable: blue
+        canary: green
+        {options}
+""")
+    rc, results, unused_report = ansible_playbook(play)
+    assert rc != 0
+    assert message in results["switch"]["msg"]
+    router = HaproxyRouter(hap["socket"], "app", "blue", "green")
+    assert router.read() == {"blue": 100, "green": 0}
+    assert open(hap["config"]).read() == before
+
+
+def test_module_missing_socket_names_the_parameter(tmp_path):
+    play = tmp_path / "play.yml"
+    play.write_text(f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: switch
+      bluegreen.aws.traffic_switch:
+        haproxy: {{socket: "{tmp_path}/none.sock", backend: app}}
+        stable: blue
+        canary: green
+""")
+    rc, results, unused_report = ansible_playbook(play)
+    assert rc != 0 and "haproxy.socket: " in results["switch"]["msg"] and "does not exist" in results["switch"]["msg"]
