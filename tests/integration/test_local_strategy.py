@@ -24,6 +24,13 @@ SWITCH = "Move the traffic to the new slot in health-gated steps"
 QUICK = [{"weight": 10}, {"pause": 0.5}, {"weight": 50}, {"pause": 0.5}, {"weight": 100}]
 
 
+@pytest.fixture(scope="session")
+def image():
+    name = "localhost/bluegreen-base:bookworm"
+    subprocess.run([os.path.join(ROOT, "tests", "tools", "build-image.sh"), name], check=True, timeout=900)
+    return name
+
+
 @pytest.fixture
 def host(tmp_path):
     base = tmp_path / "host"
@@ -36,6 +43,9 @@ def host(tmp_path):
     yield settings
     for pidfile in (base / "run").glob("*.pid"):
         subprocess.run([sys.executable, SVC, "stop", pidfile.stem, "--dir", str(base / "run")], check=False)
+    for slot in settings["local_bluegreen_slots"]:
+        if settings.get("local_bluegreen_runtime") == "container":
+            subprocess.run(["podman", "rm", "-f", "-t", "0", f"bluegreen-{slot}"], check=False, capture_output=True)
 
 
 def site(host, version, steps=None, app_args=(), playbook=SITE):
@@ -125,3 +135,24 @@ def test_killed_mid_canary_then_rerun_converges(host):
     assert any(e["event"] == "resume" for e in switch["timeline"])
     assert [e["weights"]["green"] for e in switch["timeline"] if e["event"] == "weight"] == [100]
     assert served(host) == {"v2": 30}
+
+
+def test_slots_as_containers(host, image):
+    host.update(local_bluegreen_runtime="container", local_bluegreen_image=image)
+    rc, results, unused_report = site(host, "v1")
+    assert rc == 0, results
+    assert served(host) == {"v1": 30}
+    rc, results, unused_report = site(host, "v2")
+    assert rc == 0, results
+    assert results[SWITCH]["status"] == "promoted"
+    assert served(host) == {"v2": 30}
+    inspect = subprocess.run(
+        ["podman", "inspect", "--format", '{{index .Config.Labels "bluegreen.version"}}', "bluegreen-green"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inspect.stdout.strip() == "v2"
+    # the same release again: the container is left alone
+    rc, results, report = site(host, "v2")
+    assert rc == 0 and report["stats"]["localhost"]["changed"] == 0
