@@ -58,21 +58,25 @@ def make_group(aws, name, size=2):
 
 
 def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
-    """Run ``tasks`` in a localhost play with module_defaults for group/bluegreen.aws.aws.
+    """Run ``tasks`` in a localhost play with module_defaults for group/bluegreen.aws.aws against ``endpoint``.
 
     Returns (returncode, {task name: result}, report) parsed from the JSON callback.
     """
-    play = textwrap.dedent(f"""\
-        - hosts: localhost
-          gather_facts: false
-          module_defaults:
-            group/bluegreen.aws.aws:
-              endpoint_url: {endpoint}
-              region: {REGION}
-              access_key: testing
-              secret_key: testing
-          tasks:
-        """) + textwrap.indent(tasks, "    ")
+    defaults = textwrap.dedent(f"""\
+        module_defaults:
+          group/bluegreen.aws.aws:
+            endpoint_url: {endpoint}
+            region: {REGION}
+            access_key: testing
+            secret_key: testing
+        """)
+    return run_tasks(tasks, tmp_path, check=check, env=env, header=defaults)
+
+
+def run_tasks(tasks, tmp_path, check=False, env=None, header=""):
+    """Run ``tasks`` in a localhost play; ``header`` adds play keywords.  Returns what ansible_playbook returns."""
+    play = "- hosts: localhost\n  gather_facts: false\n"
+    play += textwrap.indent(header, "  ") + "  tasks:\n" + textwrap.indent(tasks, "    ")
     path = tmp_path / "play.yml"
     path.write_text(play)
     return ansible_playbook(path, check=check, env=env)

@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from conftest import ansible_playbook
+from conftest import run_tasks
 from dataplane import Processes
 from dataplane import free_port
 from dataplane import get
@@ -30,8 +30,17 @@ def procs():
 
 @pytest.fixture
 def stack(procs, tmp_path):
+    """Bring up v1 (blue) and v2 (green, with ``green_args``) behind HAProxy; returns (hap, router, ports)."""
     ports = {"blue": free_port(), "green": free_port()}
-    return ports, procs, tmp_path
+
+    def bring_up(*green_args):
+        procs.app(ports["blue"], "v1")
+        procs.app(ports["green"], "v2", *green_args)
+        hap = start_haproxy(procs, str(tmp_path), ports["blue"], ports["green"])
+        return hap, HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"]), ports
+
+    bring_up.procs, bring_up.tmp = procs, tmp_path
+    return bring_up
 
 
 def versions(url, n=40):
@@ -48,11 +57,7 @@ def green_requests(router):
 
 
 def test_weights_written_read_back_and_kept_across_restart(stack):
-    ports, procs, tmp = stack
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
-    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    hap, router, ports = stack()
     assert router.read() == {"blue": 100, "green": 0}
     router.write({"blue": 30, "green": 70})
     assert router.read() == {"blue": 30, "green": 70}
@@ -61,7 +66,7 @@ def test_weights_written_read_back_and_kept_across_restart(stack):
     hap["proc"].terminate()
     hap["proc"].wait(5)
     os.unlink(hap["socket"])
-    proc = procs.start([haproxy_binary(), "-db", "-f", hap["config"]])
+    proc = stack.procs.start([haproxy_binary(), "-db", "-f", hap["config"]])
     deadline = time.monotonic() + 10
     while not os.path.exists(hap["socket"]):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -70,11 +75,7 @@ def test_weights_written_read_back_and_kept_across_restart(stack):
 
 
 def test_healthy_canary_is_promoted(stack):
-    ports, procs, tmp = stack
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
-    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    hap, router, ports = stack()
     gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], success_threshold=2, name="green-health")
     steps = parse_steps([{"weight": 10}, {"pause": 0.6}, {"weight": 50}, {"pause": 0.6}, {"weight": 100}])
     outcome = Rollout(router, steps, gates=[gate], pre_gates=[gate], gate_interval=0.2).run()
@@ -84,11 +85,7 @@ def test_healthy_canary_is_promoted(stack):
 
 
 def test_unhealthy_canary_never_receives_a_request(stack):
-    ports, procs, tmp = stack
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2", "--fail")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
-    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    hap, router, ports = stack("--fail")
     gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], failure_threshold=2, name="green-health")
     steps = parse_steps([{"weight": 10}, {"pause": 1}, {"weight": 100}])
     outcome = Rollout(router, steps, gates=[gate], pre_gates=[gate], gate_interval=0.2).run()
@@ -99,11 +96,7 @@ def test_unhealthy_canary_never_receives_a_request(stack):
 
 
 def test_canary_failing_mid_step_is_rolled_back_within_one_gate_interval(stack):
-    ports, procs, tmp = stack
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2", "--fail-after", "1.5")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
-    router = HaproxyRouter(hap["socket"], "app", "blue", "green", config_path=hap["config"])
+    hap, router, ports = stack("--fail-after", "1.5")
     gate = HttpGate([f"http://127.0.0.1:{ports['green']}/health"], failure_threshold=1, name="green-health")
     steps = parse_steps([{"weight": 20}, {"pause": 30}, {"weight": 100}])
     interval = 0.25
@@ -120,12 +113,10 @@ def test_canary_failing_mid_step_is_rolled_back_within_one_gate_interval(stack):
 
 
 def test_missing_socket_and_unknown_server_are_clear_errors(stack):
-    ports, procs, tmp = stack
+    tmp = stack.tmp
     with pytest.raises(RouterError, match=r"haproxy.socket: .* does not exist"):
         HaproxyRouter(str(tmp / "nope.sock"), "app", "blue", "green")
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    hap, unused_router, unused_ports = stack()
     with pytest.raises(RouterError, match="no server app/yellow"):
         HaproxyRouter(hap["socket"], "app", "blue", "yellow").read()
     with pytest.raises(RouterError, match="haproxy.config"):
@@ -151,24 +142,17 @@ def test_unreachable_proxy_is_a_clear_error(tmp_path):
     ],
 )
 def test_module_bad_input_is_refused_without_a_write(stack, options, message):
-    ports, procs, tmp = stack
-    procs.app(ports["blue"], "v1")
-    procs.app(ports["green"], "v2")
-    hap = start_haproxy(procs, str(tmp), ports["blue"], ports["green"])
+    hap, router, ports = stack()
     before = open(hap["config"]).read()
-    play = tmp / "play.yml"
-    play.write_text(f"""\
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: switch
-      bluegreen.aws.traffic_switch:
-        haproxy: {{socket: "{hap['socket']}", backend: app, config: "{hap['config']}"}}
-        stable: blue
-        canary: green
-        {options}
-""")
-    rc, results, unused_report = ansible_playbook(play)
+    task = f"""\
+- name: switch
+  bluegreen.aws.traffic_switch:
+    haproxy: {{socket: "{hap['socket']}", backend: app, config: "{hap['config']}"}}
+    stable: blue
+    canary: green
+    {options}
+"""
+    rc, results, unused_report = run_tasks(task, stack.tmp)
     assert rc != 0
     assert message in results["switch"]["msg"]
     router = HaproxyRouter(hap["socket"], "app", "blue", "green")
@@ -177,16 +161,12 @@ def test_module_bad_input_is_refused_without_a_write(stack, options, message):
 
 
 def test_module_missing_socket_names_the_parameter(tmp_path):
-    play = tmp_path / "play.yml"
-    play.write_text(f"""\
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: switch
-      bluegreen.aws.traffic_switch:
-        haproxy: {{socket: "{tmp_path}/none.sock", backend: app}}
-        stable: blue
-        canary: green
-""")
-    rc, results, unused_report = ansible_playbook(play)
+    task = f"""\
+- name: switch
+  bluegreen.aws.traffic_switch:
+    haproxy: {{socket: "{tmp_path}/none.sock", backend: app}}
+    stable: blue
+    canary: green
+"""
+    rc, results, unused_report = run_tasks(task, tmp_path)
     assert rc != 0 and "haproxy.socket: " in results["switch"]["msg"] and "does not exist" in results["switch"]["msg"]

@@ -134,26 +134,13 @@ class Scripted:
         return GateResult(self.name, self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0], "why")
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, s):
-        self.now += s
-
-
-def test_wait_for_gate_returns_first_decision():
-    clock = Clock()
+def test_wait_for_gate_returns_first_decision(clock):
     gate = Scripted([PENDING, PENDING, PASS])
     assert wait_for_gate(gate, timeout=60, interval=5, clock=clock, sleep=clock.sleep).verdict == PASS
     assert gate.calls == 3 and clock.now == 10
 
 
-def test_wait_for_gate_times_out_as_failure_with_last_reason():
-    clock = Clock()
+def test_wait_for_gate_times_out_as_failure_with_last_reason(clock):
     gate = Scripted([PENDING])
     result = wait_for_gate(gate, timeout=12, interval=5, clock=clock, sleep=clock.sleep)
     assert result.verdict == FAIL and result.reason == "undecided after 12s: why"

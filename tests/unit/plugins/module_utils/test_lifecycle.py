@@ -17,24 +17,6 @@ CD_HOOK = "CodeDeploy-managed-automatic-launch-deployment-hook-web-prod-0123"
 IDS = ["i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"]
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
 def make_client(service):
     client = boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     stubber = Stubber(client)

@@ -13,18 +13,6 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import 
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.now += seconds
-
-
 class MemoryRouter(Router):
     def __init__(self, canary=0, lie=False):
         super().__init__("blue", "green")
@@ -64,8 +52,8 @@ def rollout(router, clock, steps=None, **kwargs):
     return Rollout(router, parse_steps(steps or CANARY), clock=clock, sleep=clock.sleep, **kwargs)
 
 
-def test_healthy_canary_is_promoted_through_every_step():
-    clock, router = Clock(), MemoryRouter()
+def test_healthy_canary_is_promoted_through_every_step(clock):
+    router = MemoryRouter()
     gate = Gate(clock, [(0, PASS)])
     outcome = rollout(router, clock, gates=[gate], pre_gates=[gate]).run()
     assert outcome.status == "promoted" and outcome.changed
@@ -81,8 +69,8 @@ def test_healthy_canary_is_promoted_through_every_step():
     assert len(gate.calls) >= 3 * 6
 
 
-def test_unhealthy_canary_never_gets_traffic():
-    clock, router = Clock(), MemoryRouter()
+def test_unhealthy_canary_never_gets_traffic(clock):
+    router = MemoryRouter()
     pre = Gate(clock, [(0, PENDING), (20, FAIL)], name="canary-health")
     outcome = rollout(router, clock, pre_gates=[pre], pre_gate_timeout=60).run()
     assert outcome.status == "rolled_back"
@@ -91,16 +79,16 @@ def test_unhealthy_canary_never_gets_traffic():
     assert outcome.weights == {"blue": 100, "green": 0}
 
 
-def test_pre_switch_gate_undecided_until_timeout_aborts():
-    clock, router = Clock(), MemoryRouter()
+def test_pre_switch_gate_undecided_until_timeout_aborts(clock):
+    router = MemoryRouter()
     pre = Gate(clock, [(0, PENDING)], name="slow")
     outcome = rollout(router, clock, pre_gates=[pre], pre_gate_timeout=15).run()
     assert outcome.status == "rolled_back" and router.writes == []
     assert clock.now <= 15 + 5
 
 
-def test_canary_failing_mid_pause_is_rolled_back_within_one_gate_interval():
-    clock, router = Clock(), MemoryRouter()
+def test_canary_failing_mid_pause_is_rolled_back_within_one_gate_interval(clock):
+    router = MemoryRouter()
     gate = Gate(clock, [(0, PASS), (42, FAIL)])
     outcome = rollout(router, clock, gates=[gate]).run()
     assert outcome.status == "rolled_back"
@@ -114,24 +102,24 @@ def test_canary_failing_mid_pause_is_rolled_back_within_one_gate_interval():
 
 
 @pytest.mark.parametrize("on_failure, status", [("pause", "held"), ("fail", "failed")])
-def test_on_failure_pause_or_fail_leaves_weights_where_they_are(on_failure, status):
-    clock, router = Clock(), MemoryRouter()
+def test_on_failure_pause_or_fail_leaves_weights_where_they_are(on_failure, status, clock):
+    router = MemoryRouter()
     gate = Gate(clock, [(0, PASS), (12, FAIL)])
     outcome = rollout(router, clock, gates=[gate], on_failure=on_failure).run()
     assert outcome.status == status
     assert router.state == {"blue": 90, "green": 10}
 
 
-def test_timeout_aborts_and_rolls_back():
-    clock, router = Clock(), MemoryRouter()
+def test_timeout_aborts_and_rolls_back(clock):
+    router = MemoryRouter()
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], timeout=40).run()
     assert outcome.status == "rolled_back" and "timeout of 40s" in outcome.reason
     assert router.state == {"blue": 100, "green": 0}
     assert clock.now <= 40
 
 
-def test_write_not_taken_is_detected_by_verify_and_aborts():
-    clock, router = Clock(), MemoryRouter(lie=True)
+def test_write_not_taken_is_detected_by_verify_and_aborts(clock):
+    router = MemoryRouter(lie=True)
     outcome = rollout(router, clock).run()
     assert outcome.status == "rolled_back"
     assert "router did not take the weights: wrote {'blue': 90, 'green': 10}" in outcome.reason
@@ -148,8 +136,8 @@ class FlakyRouter(MemoryRouter):
         super().write(weights)
 
 
-def test_router_error_mid_rollout_rolls_back():
-    clock, router = Clock(), FlakyRouter()
+def test_router_error_mid_rollout_rolls_back(clock):
+    router = FlakyRouter()
     outcome = rollout(router, clock).run()
     assert outcome.status == "rolled_back"
     assert "router: RuntimeError: Throttling" in outcome.reason
@@ -157,23 +145,23 @@ def test_router_error_mid_rollout_rolls_back():
     assert router.writes == [{"blue": 90, "green": 10}, "refused", {"blue": 100, "green": 0}]
 
 
-def test_rerun_after_crash_resumes_from_router_state():
-    clock, router = Clock(), MemoryRouter(canary=50)
+def test_rerun_after_crash_resumes_from_router_state(clock):
+    router = MemoryRouter(canary=50)
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])]).run()
     assert outcome.status == "promoted"
     assert router.writes == [{"blue": 10, "green": 90}, {"blue": 0, "green": 100}]
     assert any(e["event"] == "resume" for e in outcome.timeline)
 
 
-def test_rerun_when_already_promoted_changes_nothing():
-    clock, router = Clock(), MemoryRouter(canary=100)
+def test_rerun_when_already_promoted_changes_nothing(clock):
+    router = MemoryRouter(canary=100)
     outcome = rollout(router, clock).run()
     assert outcome.status == "promoted" and outcome.changed is False and router.writes == []
 
 
-def test_pause_until_promoted_stops_then_continues_with_promote():
+def test_pause_until_promoted_stops_then_continues_with_promote(clock):
     steps = [{"weight": 20}, {"pause": None}, {"weight": 100}]
-    clock, router = Clock(), MemoryRouter()
+    router = MemoryRouter()
     first = rollout(router, clock, steps=steps).run()
     assert first.status == "paused" and router.state == {"blue": 80, "green": 20}
     again = rollout(router, clock, steps=steps).run()
@@ -182,16 +170,16 @@ def test_pause_until_promoted_stops_then_continues_with_promote():
     assert final.status == "promoted" and router.state == {"blue": 0, "green": 100}
 
 
-def test_gate_step_waits_for_gates_to_pass():
+def test_gate_step_waits_for_gates_to_pass(clock):
     steps = [{"weight": 10}, {"gate": True}, {"weight": 100}]
-    clock, router = Clock(), MemoryRouter()
+    router = MemoryRouter()
     gate = Gate(clock, [(0, PENDING), (17, PASS)])
     outcome = rollout(router, clock, steps=steps, gates=[gate]).run()
     assert outcome.status == "promoted" and 17 <= clock.now <= 22
 
 
-def test_rollback_when_nothing_moved_yet_writes_nothing():
-    clock, router = Clock(), MemoryRouter()
+def test_rollback_when_nothing_moved_yet_writes_nothing(clock):
+    router = MemoryRouter()
     outcome = rollout(router, clock, pre_gates=[Gate(clock, [(0, FAIL)])]).run()
     assert outcome.status == "rolled_back" and outcome.changed is False and router.writes == []
 
