@@ -71,10 +71,10 @@ units: deps
 	$(PYTEST) -q tests/unit $(PYTEST_FLAGS)
 
 integration: deps
-	$(PYTEST) -q tests/integration $(PYTEST_FLAGS)
+	$(PYTEST) -q tests/emulator tests/integration $(PYTEST_FLAGS)
 
 test: lint sanity
-	$(PYTEST) -q tests/unit tests/integration $(PYTEST_FLAGS)
+	$(PYTEST) -q tests/unit tests/emulator tests/integration $(PYTEST_FLAGS)
 
 build: deps
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .

@@ -17,3 +17,91 @@ else:
 
 sys.path.insert(0, COLLECTIONS)
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
+
+
+# -- the AWS emulator (tests/emulator/bgemu) ------------------------------------------------------------
+import json  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+
+EMULATOR_PATH = os.path.join(ROOT, "tests", "emulator")
+EMULATOR_REGION = "eu-west-1"
+EMULATOR_TIME_SCALE = 0.01  # 100 AWS seconds pass in 1 real second
+
+
+class EmulatorHandle:
+    def __init__(self, url):
+        self.url = url
+        self.endpoint = url
+        self.region = EMULATOR_REGION
+
+    def admin(self, path, method="GET", data=None):
+        request = urllib.request.Request(
+            self.url + "/_bgemu/" + path,
+            method=method,
+            data=None if data is None else json.dumps(data).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def client(self, service, **kwargs):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            **kwargs,
+            region_name=EMULATOR_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def calls(self):
+        return self.admin("calls")
+
+    def fault(self, **fault):
+        return self.admin("faults", "POST", fault)
+
+    def reset(self, time_scale=EMULATOR_TIME_SCALE):
+        self.admin("reset", "POST", {})
+        self.admin("time-scale", "POST", {"scale": time_scale})
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=EMULATOR_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(EMULATOR_TIME_SCALE)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    handle = EmulatorHandle(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            handle.admin("status")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"the emulator did not start: {proc.stderr.read().decode()}") from None
+            time.sleep(0.1)
+    handle.started_in = time.monotonic() - (deadline - 15)
+    yield handle
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def emulator(emulator_server):
+    """The emulator, reset before each test (time scale EMULATOR_TIME_SCALE)."""
+    emulator_server.reset()
+    return emulator_server

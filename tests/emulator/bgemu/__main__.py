@@ -1,0 +1,36 @@
+"""python -m bgemu --port N [--time-scale F]: the emulator on 127.0.0.1 (never another address)."""
+
+import argparse
+import threading
+
+from werkzeug.serving import make_server
+
+from bgemu import check_moto
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="bgemu", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per AWS second (0.01: 100x)")
+    args = parser.parse_args()
+    check_moto()
+
+    from bgemu import lifecycle
+    from bgemu.clock import CLOCK
+    from bgemu.server import Emulator
+    from bgemu.server import ticker
+
+    CLOCK.scale = args.time_scale
+    lifecycle.install()
+    stop = threading.Event()
+    threading.Thread(target=ticker, args=(stop,), daemon=True).start()
+    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)
+    print(f"bgemu listening on http://127.0.0.1:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    main()
