@@ -16,12 +16,14 @@ def main():
     check_moto()
 
     from bgemu import lifecycle
+    from bgemu import targethealth
     from bgemu.clock import CLOCK
     from bgemu.server import Emulator
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
     lifecycle.install()
+    targethealth.install()
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)

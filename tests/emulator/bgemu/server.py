@@ -7,6 +7,8 @@ Admin API (JSON, loopback):
   POST   /_bgemu/faults        {"operation": "CompleteLifecycleAction", "code": "Throttling", "status": 400,
                                 "rate": 1.0, "count": 2, "latency_ms": 0}  (count: how many, null: no limit)
   DELETE /_bgemu/faults        remove every fault
+  POST   /_bgemu/endpoints     {"instance_id": "i-…", "endpoint": "127.0.0.1:8081"}  where the instance answers
+  POST   /_bgemu/health        {"instance_id": "i-…", "healthy": false}  force its health (null: probe again)
   GET    /_bgemu/lifecycle-actions  pending lifecycle actions with their tokens (AWS sends them in notifications)
   POST   /_bgemu/time-scale    {"scale": 0.01}
   POST   /_bgemu/reset         moto's state, counts, faults, time scale 1
@@ -25,6 +27,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.moto_server.werkzeug_app import create_backend_app
 
 from bgemu import lifecycle
+from bgemu import targethealth
 from bgemu.clock import CLOCK
 
 CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
@@ -115,6 +118,15 @@ class Emulator:
                 for backend in lifecycle.all_backends()
                 for a in getattr(backend, "bgemu_actions", [])
             ]
+        elif path == "/_bgemu/endpoints" and method == "POST":
+            targethealth.ENDPOINTS[data["instance_id"]] = data["endpoint"]
+            answer = dict(targethealth.ENDPOINTS)
+        elif path == "/_bgemu/health" and method == "POST":
+            if data.get("healthy") is None:
+                targethealth.FORCED.pop(data["instance_id"], None)
+            else:
+                targethealth.FORCED[data["instance_id"]] = bool(data["healthy"])
+            answer = dict(targethealth.FORCED)
         elif path == "/_bgemu/time-scale" and method == "POST":
             CLOCK.scale = float(data["scale"])
             answer = {"time_scale": CLOCK.scale}
@@ -122,6 +134,7 @@ class Emulator:
             from moto.moto_api import _internal
 
             _internal.moto_api_backend.reset()
+            targethealth.reset()
             with self.lock:
                 self.calls.clear()
                 self.faults.clear()
@@ -155,6 +168,7 @@ class Emulator:
 
 
 def ticker(stop, interval=0.05):
-    """Advance what AWS does on its own: lifecycle hook timeouts."""
+    """Advance what AWS does on its own: lifecycle hook timeouts, target health checks."""
     while not stop.wait(interval):
         lifecycle.expire(lifecycle.all_backends())
+        targethealth.tick()

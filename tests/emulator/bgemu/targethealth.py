@@ -1,0 +1,151 @@
+"""ELBv2 target health decided by real HTTP checks of a local endpoint mapped to each instance.
+
+An instance's endpoint (``host:port`` on loopback) comes from its tag ``bgemu:endpoint`` (set it in the
+launch template's tag specifications) or from the admin call ``POST /_bgemu/endpoints``.  For those
+targets the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
+so a target goes ``initial`` → ``healthy`` / ``unhealthy`` as a real one would, and a deregistered target
+is ``draining`` for the group's deregistration delay.  ``POST /_bgemu/health`` forces a target's answer.
+Targets with no endpoint keep moto's answer (always healthy).  Every wait follows the time scale.
+"""
+
+import threading
+import urllib.error
+import urllib.request
+
+from moto.elbv2 import models
+
+from bgemu.clock import CLOCK
+
+LOCK = threading.RLock()
+ENDPOINTS = {}  # instance id -> "127.0.0.1:port" (admin call)
+FORCED = {}  # instance id -> True (healthy) / False (unhealthy)
+STATES = {}  # (target group arn, target id) -> Check
+
+
+class Check:
+    def __init__(self, group, target_id):
+        self.group = group
+        self.target_id = target_id
+        self.state = "initial"
+        self.reason = "Elb.RegistrationInProgress"
+        self.successes = 0
+        self.failures = 0
+        self.next_check = CLOCK.now()
+        self.draining_until = None
+
+
+def endpoint(group, target_id):
+    if target_id in ENDPOINTS:
+        return ENDPOINTS[target_id]
+    instance = group.ec2_backend.get_instance_by_id(target_id) if target_id.startswith("i-") else None
+    for tag in (instance.get_tags() if instance else []):
+        if tag["key"] == "bgemu:endpoint":
+            return tag["value"]
+    return None
+
+
+def _matches(status, matcher):
+    for part in str(matcher.get("HttpCode", "200")).split(","):
+        low, unused_dash, high = part.partition("-")
+        if int(low) <= status <= int(high or low):
+            return True
+    return False
+
+
+def probe(check):
+    if check.target_id in FORCED:
+        return FORCED[check.target_id]
+    address = endpoint(check.group, check.target_id)
+    host, unused_colon, port = address.rpartition(":")
+    if check.group.health_check_port not in (None, "traffic-port"):
+        port = check.group.health_check_port
+    url = f"http://{host}:{port}{check.group.health_check_path or '/'}"
+    timeout = max(0.2, CLOCK.seconds(int(check.group.health_check_timeout_seconds or 5)))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    except OSError:
+        return False
+    return _matches(status, check.group.matcher or {"HttpCode": "200"})
+
+
+def tick():
+    """Run the health checks that are due (called by the emulator's ticker)."""
+    with LOCK:
+        due = [c for c in STATES.values() if c.draining_until is None and c.next_check <= CLOCK.now()]
+    for check in due:
+        if check.target_id not in FORCED and endpoint(check.group, check.target_id) is None:
+            continue
+        ok = probe(check)
+        with LOCK:
+            check.next_check = CLOCK.now() + CLOCK.seconds(check.group.health_check_interval_seconds)
+            if ok:
+                check.successes, check.failures = check.successes + 1, 0
+                if check.state != "healthy" and check.successes >= int(check.group.healthy_threshold_count):
+                    check.state, check.reason = "healthy", None
+            else:
+                check.failures, check.successes = check.failures + 1, 0
+                if check.state != "unhealthy" and check.failures >= int(check.group.unhealthy_threshold_count):
+                    check.state, check.reason = "unhealthy", "Target.ResponseCodeMismatch"
+    with LOCK:
+        for key, check in list(STATES.items()):
+            if check.draining_until is not None and check.draining_until <= CLOCK.now():
+                del STATES[key]
+
+
+def reset():
+    with LOCK:
+        ENDPOINTS.clear()
+        FORCED.clear()
+        STATES.clear()
+
+
+# -- patches -----------------------------------------------------------------------------------------------
+_original_register = models.FakeTargetGroup.register
+_original_deregister = models.FakeTargetGroup.deregister
+_original_health_for = models.FakeTargetGroup.health_for
+
+
+def register(self, targets):
+    _original_register(self, targets)
+    with LOCK:
+        for target in targets:
+            key = (self.arn, target["Id"])
+            if key not in STATES or STATES[key].draining_until is not None:
+                STATES[key] = Check(self, target["Id"])
+
+
+def deregister(self, targets):
+    _original_deregister(self, targets)
+    delay = int(self.attributes.get("deregistration_delay.timeout_seconds", 300))
+    with LOCK:
+        for target in targets:
+            check = STATES.get((self.arn, target["Id"]))
+            if check is not None:
+                check.state, check.reason = "draining", "Target.DeregistrationInProgress"
+                check.draining_until = CLOCK.now() + CLOCK.seconds(delay)
+
+
+def health_for(self, target, ec2_backend):
+    with LOCK:
+        check = STATES.get((self.arn, target["Id"]))
+    answer = _original_health_for(self, target, ec2_backend)
+    if check is None or (target["Id"] not in FORCED and endpoint(self, target["Id"]) is None):
+        return answer
+    answer.status, answer.reason = check.state, check.reason
+    answer.description = None if check.state == "healthy" else f"bgemu: {check.state}"
+    return answer
+
+
+PATCHES = [
+    (models.FakeTargetGroup, "register", register),
+    (models.FakeTargetGroup, "deregister", deregister),
+    (models.FakeTargetGroup, "health_for", health_for),
+]
+
+
+def install():
+    for owner, name, function in PATCHES:
+        setattr(owner, name, function)
