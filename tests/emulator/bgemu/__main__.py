@@ -3,9 +3,15 @@
 import argparse
 import threading
 
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from bgemu import check_moto
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass  # one line per API call drowns the errors worth reading
 
 
 def main():
@@ -15,6 +21,7 @@ def main():
     args = parser.parse_args()
     check_moto()
 
+    from bgemu import codedeploy
     from bgemu import lifecycle
     from bgemu import targethealth
     from bgemu.clock import CLOCK
@@ -24,9 +31,10 @@ def main():
     CLOCK.scale = args.time_scale
     lifecycle.install()
     targethealth.install()
+    codedeploy.install()
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
-    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)
+    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
     print(f"bgemu listening on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()

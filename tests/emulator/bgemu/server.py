@@ -8,6 +8,7 @@ Admin API (JSON, loopback):
                                 "rate": 1.0, "count": 2, "latency_ms": 0}  (count: how many, null: no limit)
   DELETE /_bgemu/faults        remove every fault
   POST   /_bgemu/endpoints     {"instance_id": "i-…", "endpoint": "127.0.0.1:8081"}  where the instance answers
+  POST   /_bgemu/revisions     {"key": "app-v2.zip", "endpoint": "127.0.0.1:8082"}  where that revision answers
   POST   /_bgemu/health        {"instance_id": "i-…", "healthy": false}  force its health (null: probe again)
   GET    /_bgemu/lifecycle-actions  pending lifecycle actions with their tokens (AWS sends them in notifications)
   POST   /_bgemu/time-scale    {"scale": 0.01}
@@ -20,12 +21,14 @@ import random
 import re
 import threading
 import time
+import traceback
 import urllib.parse
 
 import moto
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.moto_server.werkzeug_app import create_backend_app
 
+from bgemu import codedeploy
 from bgemu import lifecycle
 from bgemu import targethealth
 from bgemu.clock import CLOCK
@@ -121,6 +124,9 @@ class Emulator:
         elif path == "/_bgemu/endpoints" and method == "POST":
             targethealth.ENDPOINTS[data["instance_id"]] = data["endpoint"]
             answer = dict(targethealth.ENDPOINTS)
+        elif path == "/_bgemu/revisions" and method == "POST":
+            codedeploy.REVISIONS[data["key"]] = data["endpoint"]
+            answer = dict(codedeploy.REVISIONS)
         elif path == "/_bgemu/health" and method == "POST":
             if data.get("healthy") is None:
                 targethealth.FORCED.pop(data["instance_id"], None)
@@ -135,6 +141,7 @@ class Emulator:
 
             _internal.moto_api_backend.reset()
             targethealth.reset()
+            codedeploy.reset()
             with self.lock:
                 self.calls.clear()
                 self.faults.clear()
@@ -168,7 +175,13 @@ class Emulator:
 
 
 def ticker(stop, interval=0.05):
-    """Advance what AWS does on its own: lifecycle hook timeouts, target health checks."""
+    """Advance what AWS does on its own: lifecycle hook timeouts, target health checks, deployments.
+
+    An error in one of them is printed and the ticker goes on: a dead ticker would freeze the emulator.
+    """
     while not stop.wait(interval):
-        lifecycle.expire(lifecycle.all_backends())
-        targethealth.tick()
+        for step in (lambda: lifecycle.expire(lifecycle.all_backends()), targethealth.tick, codedeploy.advance):
+            try:
+                step()
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()

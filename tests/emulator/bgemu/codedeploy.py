@@ -1,0 +1,477 @@
+"""CodeDeploy blue/green on EC2/Auto Scaling (COPY_AUTO_SCALING_GROUP), on moto's models.
+
+A deployment moves Created → InProgress → (Ready) → Succeeded | Failed | Stopped:
+
+1. the green group ``CodeDeploy_<group>_<deployment-id>`` is created from the original group;
+2. each green instance runs the lifecycle events in the documented order, one every EVENT_SECONDS
+   (AWS time); ValidateService probes the instance's endpoint (the revision's endpoint, mapped with
+   ``POST /_bgemu/revisions``, or the instance's own) so a broken version really fails;
+3. READY_WAIT: with STOP_DEPLOYMENT the deployment is ``Ready`` until ContinueDeployment, and Stopped
+   (rolled back) when ``waitTimeInMinutes`` passes; with CONTINUE_DEPLOYMENT it goes on;
+4. AllowTraffic registers green in the target group, then the blue instances run BeforeBlockTraffic,
+   BlockTraffic (deregistered), AfterBlockTraffic;
+5. TERMINATION_WAIT (``terminationWaitTimeInMinutes``, or ContinueDeployment), then the original group
+   is deleted (TERMINATE) and the deployment group points at the green group.
+
+StopDeployment with auto-rollback returns traffic to blue and removes green.  A second deployment
+in a group with an active one fails with DeploymentLimitExceededException.
+"""
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.codedeploy import models
+from moto.codedeploy import responses
+from moto.codedeploy.exceptions import DeploymentDoesNotExistException
+from moto.core.exceptions import JsonRESTError
+from moto.core.utils import utcnow
+from moto.elbv2.models import elbv2_backends
+
+from bgemu.clock import CLOCK
+from bgemu.targethealth import endpoint as instance_endpoint
+
+LOCK = threading.RLock()
+EVENT_SECONDS = 5  # AWS seconds per lifecycle event
+GREEN_EVENTS = [
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+]
+BLUE_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
+REVISIONS = {}  # S3 key -> endpoint the green instances of that revision answer on
+ACTIVE = ("Created", "Queued", "InProgress", "Ready", "Baking")
+
+
+class DeploymentLimitExceeded(JsonRESTError):
+    def __init__(self, group, active):
+        super().__init__(
+            "DeploymentLimitExceededException",
+            f"The deployment group {group} already has an active Deployment {active}",
+        )
+
+
+class DeploymentNotReady(JsonRESTError):
+    def __init__(self, message):
+        super().__init__("InvalidDeploymentWaitTypeException", message)
+
+
+class Flow:
+    """What the emulator knows of one deployment beyond moto's DeploymentInfo."""
+
+    def __init__(self, deployment, account, region):
+        self.deployment = deployment
+        self.account = account
+        self.region = region
+        self.phase = "provision"
+        self.next_at = CLOCK.now()
+        self.deadline = None
+        self.blue_group = None
+        self.green_group = None
+        self.blue = []
+        self.green = []
+        self.targets = {}
+        self.traffic_on_green = False
+        self.continued = False
+        self.cursor = 0
+        self.last_probe = {}
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.deployment.deployment_group.blue_green_deployment_configuration or {}
+
+    def asg(self):
+        return autoscaling_backends[self.account][self.region]
+
+    def target_group_arns(self):
+        info = self.deployment.deployment_group.load_balancer_info or {}
+        names = [t["name"] for t in info.get("targetGroupInfoList", [])]
+        elb = elbv2_backends[self.account][self.region]
+        return [tg.arn for tg in elb.target_groups.values() if tg.name in names]
+
+    def event(self, instance_id, name, status, **diagnostics):
+        target = self.targets[instance_id]
+        now = utcnow()
+        for entry in target["lifecycleEvents"]:
+            if entry["lifecycleEventName"] == name:
+                entry["status"] = status
+                entry.setdefault("startTime", now)
+                if status in ("Succeeded", "Failed", "Skipped"):
+                    entry["endTime"] = now
+                if diagnostics:
+                    entry["diagnostics"] = diagnostics
+        target["lastUpdatedAt"] = now
+        target["status"] = "InProgress" if status == "InProgress" else target["status"]
+
+    def set_status(self, status, message=""):
+        self.deployment.status = status
+        if status in ("Succeeded", "Failed", "Stopped"):
+            self.deployment.complete_time = utcnow()
+            self.phase = "done"
+        if message:
+            self.deployment.deployment_status_messages.append(message)
+
+    # -- phases -----------------------------------------------------------------------------------------
+    def provision(self):
+        group_names = self.deployment.deployment_group.auto_scaling_groups
+        backend = self.asg()
+        original = backend.autoscaling_groups[group_names[0]]
+        self.blue_group = original.name
+        self.blue = [s.instance.id for s in original.instance_states]
+        name = f"CodeDeploy_{self.deployment.deployment_group_name}_{self.deployment.deployment_id}"
+        backend.create_auto_scaling_group(
+            name=name,
+            availability_zones=original.availability_zones,
+            desired_capacity=original.desired_capacity,
+            max_size=original.max_size,
+            min_size=original.min_size,
+            launch_config_name=None,
+            launch_template={
+                "LaunchTemplateId": original.ec2_launch_template.id,
+                "Version": original.provided_launch_template_version,
+            },
+            vpc_zone_identifier=original.vpc_zone_identifier,
+            default_cooldown=original.default_cooldown,
+            health_check_period=original.health_check_grace_period,
+            health_check_type=original.health_check_type,
+            load_balancers=[],
+            target_group_arns=[],
+            placement_group=None,
+            termination_policies=original.termination_policies,
+            tags=[],
+        )
+        self.green_group = name
+        green = backend.autoscaling_groups[name]
+        for state in green.instance_states:
+            state.lifecycle_state = "InService"  # CodeDeploy's own hook is completed by the deployment
+        self.green = [s.instance.id for s in green.instance_states]
+        key = (self.deployment.revision or {}).get("s3Location", {}).get("key")
+        for instance_id in self.green:
+            self.targets[instance_id] = self.new_target(instance_id, "Green", GREEN_EVENTS)
+            if key in REVISIONS:
+                from bgemu import targethealth
+
+                targethealth.ENDPOINTS[instance_id] = REVISIONS[key]
+        for instance_id in self.blue:
+            self.targets[instance_id] = self.new_target(instance_id, "Blue", BLUE_EVENTS)
+        self.deployment.status = "InProgress"
+        self.deployment.start_time = utcnow()
+        self.phase = "green"
+
+    def new_target(self, instance_id, label, events):
+        return {
+            "deploymentId": self.deployment.deployment_id,
+            "targetId": instance_id,
+            "targetArn": f"arn:aws:ec2:{self.region}:{self.account}:instance/{instance_id}",
+            "status": "Pending",
+            "lastUpdatedAt": utcnow(),
+            "instanceLabel": label,
+            "lifecycleEvents": [{"lifecycleEventName": name, "status": "Pending"} for name in events],
+        }
+
+    def green_step(self):
+        """Run the next green lifecycle event on every green instance."""
+        name = GREEN_EVENTS[self.cursor]
+        if name == "ApplicationStop":
+            for instance_id in self.green:  # the green instances' first deployment: nothing to stop
+                self.event(instance_id, name, "Skipped")
+        elif name == "AllowTraffic":
+            if not self.ready_gate():
+                return
+            for arn in self.target_group_arns():
+                elbv2_backends[self.account][self.region].register_targets(arn, [{"Id": i} for i in self.green])
+            self.traffic_on_green = True
+            for instance_id in self.green:
+                self.event(instance_id, name, "Succeeded")
+            self.block_blue()
+        elif name == "ValidateService":
+            failed = [i for i in self.green if not self.validate(i)]
+            for instance_id in self.green:
+                if instance_id in failed:
+                    self.event(
+                        instance_id,
+                        name,
+                        "Failed",
+                        errorCode="ScriptFailed",
+                        scriptName="scripts/validate_service.sh",
+                        message="Script at specified location: scripts/validate_service.sh run as user root failed "
+                        "with exit code 1",
+                        logTail=f"[stderr] health check of {instance_id} failed: {self.last_probe.get(instance_id)}",
+                    )
+                    self.targets[instance_id]["status"] = "Failed"
+                else:
+                    self.event(instance_id, name, "Succeeded")
+            if failed:
+                self.fail(f"ValidateService failed on {', '.join(failed)}")
+                return
+        else:
+            for instance_id in self.green:
+                self.event(instance_id, name, "Succeeded")
+        self.cursor += 1
+        if self.cursor == len(GREEN_EVENTS):
+            for instance_id in self.green:
+                self.targets[instance_id]["status"] = "Succeeded"
+            self.start_termination_wait()
+
+    def ready_gate(self):
+        """READY_WAIT before AllowTraffic; True when traffic may move."""
+        ready = self.config.get("deploymentReadyOption", {})
+        if ready.get("actionOnTimeout") != "STOP_DEPLOYMENT" or self.continued:
+            return True
+        if self.phase != "ready":
+            self.phase = "ready"
+            self.deployment.status = "Ready"
+            for instance_id in self.green:
+                self.targets[instance_id]["status"] = "Ready"
+                self.event(instance_id, "AllowTraffic", "Pending")
+            self.deadline = CLOCK.now() + CLOCK.seconds(60 * int(ready.get("waitTimeInMinutes", 0)))
+        return False
+
+    def block_blue(self):
+        elb = elbv2_backends[self.account][self.region]
+        for instance_id in self.blue:
+            self.event(instance_id, "BeforeBlockTraffic", "Succeeded")
+        for arn in self.target_group_arns():
+            registered = elb.target_groups[arn].targets
+            elb.deregister_targets(arn, [{"Id": i} for i in self.blue if i in registered])
+        for instance_id in self.blue:
+            self.event(instance_id, "BlockTraffic", "Succeeded")
+            self.event(instance_id, "AfterBlockTraffic", "Succeeded")
+            self.targets[instance_id]["status"] = "Succeeded"
+
+    def validate(self, instance_id):
+        address = REVISIONS.get((self.deployment.revision or {}).get("s3Location", {}).get("key"))
+        group = next(iter(elbv2_backends[self.account][self.region].target_groups.values()), None)
+        address = address or (instance_endpoint(group, instance_id) if group else None)
+        if not address:
+            return True  # nothing to probe: moto's world, every script passes
+        url = f"http://{address}/health/deep"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                self.last_probe[instance_id] = f"GET {url} -> {response.status}"
+                return response.status == 200
+        except urllib.error.HTTPError as e:
+            self.last_probe[instance_id] = f"GET {url} -> {e.code}"
+        except OSError as e:
+            self.last_probe[instance_id] = f"GET {url} -> {e}"
+        return False
+
+    def start_termination_wait(self):
+        terminate = self.config.get("terminateBlueInstancesOnDeploymentSuccess", {})
+        if terminate.get("action") == "TERMINATE":
+            self.phase = "termination_wait"
+            self.deployment.instance_termination_wait_time_started = True
+            self.deadline = CLOCK.now() + CLOCK.seconds(60 * int(terminate.get("terminationWaitTimeInMinutes", 0)))
+        else:
+            self.succeed()
+
+    def succeed(self):
+        backend = self.asg()
+        if self.config.get("terminateBlueInstancesOnDeploymentSuccess", {}).get("action") == "TERMINATE":
+            if self.blue_group in backend.autoscaling_groups:
+                group = backend.autoscaling_groups[self.blue_group]
+                backend.ec2_backend.terminate_instances([s.instance.id for s in group.instance_states])
+                group.instance_states = []
+                backend.delete_auto_scaling_group(self.blue_group)
+        self.deployment.deployment_group.auto_scaling_groups = [self.green_group]
+        self.set_status("Succeeded")
+
+    def rollback(self):
+        elb = elbv2_backends[self.account][self.region]
+        for arn in self.target_group_arns():
+            if self.traffic_on_green:
+                elb.register_targets(arn, [{"Id": i} for i in self.blue])
+            registered = elb.target_groups[arn].targets
+            green = [{"Id": i} for i in self.green if i in registered]
+            if green:
+                elb.deregister_targets(arn, green)
+        self.traffic_on_green = False
+        backend = self.asg()
+        if self.green_group in backend.autoscaling_groups:
+            group = backend.autoscaling_groups[self.green_group]
+            backend.ec2_backend.terminate_instances([s.instance.id for s in group.instance_states])
+            group.instance_states = []
+            backend.delete_auto_scaling_group(self.green_group)
+        self.deployment.rollback_info = {"rollbackMessage": "traffic returned to the original instances"}
+
+    def fail(self, message):
+        events = (self.deployment.deployment_group.auto_rollback_configuration or {}).get("events", [])
+        if (self.deployment.deployment_group.auto_rollback_configuration or {}).get("enabled") and (
+            "DEPLOYMENT_FAILURE" in events
+        ):
+            self.rollback()
+        self.deployment.error_information = {"code": "HEALTH_CONSTRAINTS", "message": message}
+        self.set_status("Failed", message)
+
+    def stop(self, auto_rollback):
+        if auto_rollback:
+            self.rollback()
+        self.set_status("Stopped", "stopped by request")
+
+    # -- clock ------------------------------------------------------------------------------------------
+    def advance(self):
+        now = CLOCK.now()
+        if self.phase == "done" or now < self.next_at:
+            return
+        self.next_at = now + CLOCK.seconds(EVENT_SECONDS)
+        if self.phase == "provision":
+            self.provision()
+        elif self.phase == "green":
+            self.green_step()
+        elif self.phase == "ready" and self.deadline is not None and now >= self.deadline:
+            self.rollback()
+            self.set_status("Stopped", "READY_WAIT timed out: nobody continued the deployment")
+        elif self.phase == "termination_wait" and now >= self.deadline:
+            self.succeed()
+
+
+def _flows(backend):
+    if not hasattr(backend, "bgemu_flows"):
+        backend.bgemu_flows = {}
+    return backend.bgemu_flows
+
+
+def all_backends():
+    for regions in models.codedeploy_backends.values():
+        yield from regions.values()
+
+
+def advance():
+    with LOCK:
+        for backend in all_backends():
+            for flow in list(_flows(backend).values()):
+                flow.advance()
+
+
+def flow_for(backend, deployment_id):
+    flow = _flows(backend).get(deployment_id)
+    if flow is None:
+        raise DeploymentDoesNotExistException(f"Deployment {deployment_id} does not exist")
+    return flow
+
+
+# -- patches --------------------------------------------------------------------------------------------------
+_original_create = models.CodeDeployBackend.create_deployment
+
+
+def create_deployment(self, *args, **kwargs):
+    with LOCK:
+        group_name = kwargs.get("deployment_group_name") or (args[1] if len(args) > 1 else None)
+        for deployment in self.deployments.values():
+            if deployment.deployment_group_name == group_name and deployment.status in ACTIVE:
+                raise DeploymentLimitExceeded(group_name, deployment.deployment_id)
+        deployment_id = _original_create(self, *args, **kwargs)
+        deployment = self.deployments[deployment_id]
+        deployment.status = "Created"
+        _flows(self)[deployment_id] = Flow(deployment, self.account_id, self.region_name)
+        return deployment_id
+
+
+def continue_deployment(self):
+    with LOCK:
+        flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
+        wait_type = self._get_param("deploymentWaitType") or "READY_WAIT"
+        if wait_type == "READY_WAIT" and flow.phase == "ready":
+            flow.continued = True
+            flow.phase = "green"
+            flow.deployment.status = "InProgress"
+            flow.next_at = CLOCK.now()
+        elif wait_type == "TERMINATION_WAIT" and flow.phase == "termination_wait":
+            flow.succeed()
+        else:
+            raise DeploymentNotReady(f"Deployment {flow.deployment.deployment_id} is not waiting for {wait_type}")
+    return "{}"
+
+
+def stop_deployment(self):
+    with LOCK:
+        flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
+        if flow.phase == "done":
+            return json.dumps({"status": "Succeeded", "statusMessage": "the deployment had already ended"})
+        flow.stop(bool(self._get_param("autoRollbackEnabled")))
+    return json.dumps({"status": "Succeeded", "statusMessage": "deployment stopped"})
+
+
+def list_deployment_targets(self):
+    flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
+    return json.dumps({"targetIds": list(flow.targets)})
+
+
+def batch_get_deployment_targets(self):
+    flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
+    found = []
+    for target_id in self._get_param("targetIds") or []:
+        if target_id in flow.targets:
+            found.append({"deploymentTargetType": "InstanceTarget", "instanceTarget": flow.targets[target_id]})
+    return json.dumps({"deploymentTargets": found}, default=lambda d: d.timestamp())
+
+
+_original_info = responses._deployment_info
+_original_group_info = responses._deployment_group_info
+_original_create_group = models.CodeDeployBackend.create_deployment_group
+
+
+def hook_name(deployment_group):
+    return f"CodeDeploy-managed-automatic-launch-deployment-hook-{deployment_group.deployment_group_name}-" + (
+        deployment_group.deployment_group_id[:8]
+    )
+
+
+def deployment_group_info(deployment_group):
+    """AWS's shape: autoScalingGroups is a list of {name, hook} (moto returns bare names, which botocore drops)."""
+    info = _original_group_info(deployment_group)
+    info["autoScalingGroups"] = [
+        {"name": name, "hook": hook_name(deployment_group)} for name in deployment_group.auto_scaling_groups
+    ]
+    return info
+
+
+def create_deployment_group(self, *args, **kwargs):
+    """Also adds CodeDeploy's own launch lifecycle hook to each Auto Scaling group, as AWS does."""
+    group_id = _original_create_group(self, *args, **kwargs)
+    group = next(
+        g for groups in self.deployment_groups.values() for g in groups.values() if g.deployment_group_id == group_id
+    )
+    asg = autoscaling_backends[self.account_id][self.region_name]
+    for name in group.auto_scaling_groups:
+        asg.create_lifecycle_hook(hook_name(group), name, "autoscaling:EC2_INSTANCE_LAUNCHING", 600, "ABANDON")
+    return group_id
+
+
+def deployment_info(deployment):
+    info = _original_info(deployment)
+    info["errorInformation"] = getattr(deployment, "error_information", {})
+    info["rollbackInfo"] = getattr(deployment, "rollback_info", {})
+    return info
+
+
+PATCHES = [
+    (responses, "_deployment_info", deployment_info),
+    (responses, "_deployment_group_info", deployment_group_info),
+    (models.CodeDeployBackend, "create_deployment_group", create_deployment_group),
+    (models.CodeDeployBackend, "create_deployment", create_deployment),
+    (responses.CodeDeployResponse, "continue_deployment", continue_deployment),
+    (responses.CodeDeployResponse, "stop_deployment", stop_deployment),
+    (responses.CodeDeployResponse, "list_deployment_targets", list_deployment_targets),
+    (responses.CodeDeployResponse, "batch_get_deployment_targets", batch_get_deployment_targets),
+]
+
+
+def install():
+    for owner, name, function in PATCHES:
+        setattr(owner, name, function)
+
+
+def reset():
+    with LOCK:
+        REVISIONS.clear()
