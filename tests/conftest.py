@@ -21,9 +21,6 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
 
 # -- the AWS emulator (tests/emulator/bgemu) ------------------------------------------------------------
 import json  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
 import urllib.request  # noqa: E402
 
 import boto3  # noqa: E402
@@ -73,31 +70,16 @@ class EmulatorHandle:
 
 @pytest.fixture(scope="session")
 def emulator_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=EMULATOR_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(EMULATOR_TIME_SCALE)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    handle = EmulatorHandle(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            handle.admin("status")
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the emulator did not start: {proc.stderr.read().decode()}") from None
-            time.sleep(0.1)
-    handle.started_in = time.monotonic() - (deadline - 15)
-    yield handle
-    proc.terminate()
-    proc.wait(timeout=10)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from dataplane import Processes
+    from dataplane import start_emulator
+
+    procs = Processes()
+    try:
+        url, unused_seconds = start_emulator(procs, EMULATOR_TIME_SCALE)
+        yield EmulatorHandle(url)
+    finally:
+        procs.stop_all()
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ and the engine's timeline gives the time from the gate failure it observed to 10
     nginx   bluegreen.aws nginx router: weighted upstream, `nginx -t`, reload
     haproxy bluegreen.aws haproxy router: runtime API `set weight`, no reload
 
-Then ALB-router API calls (counted on the client, against a local moto server) per gate poll and per
-weight step, with 1, 10 and 100 targets in the canary target group.
+Then ALB-router API calls, counted by the AWS emulator (tests/emulator), per gate poll and per weight
+step, with 1, 10 and 100 targets in the canary target group; and the emulator's start time.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import re
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -34,8 +36,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import Retrying
 from dataplane import Processes  # noqa: E402
 from dataplane import free_port  # noqa: E402
 from dataplane import nginx_binary  # noqa: E402
+from dataplane import start_emulator  # noqa: E402
 from dataplane import start_haproxy  # noqa: E402
-from dataplane import start_moto  # noqa: E402
 from dataplane import start_nginx  # noqa: E402
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate  # noqa: E402
@@ -123,19 +125,24 @@ def rollback_latency(router, canary_state_dir, canary_port, repeats):
     return samples
 
 
-class Counted:
-    """Counts the API calls made while a gate evaluates."""
+def emulator_calls(endpoint):
+    with urllib.request.urlopen(endpoint + "/_bgemu/calls", timeout=10) as response:
+        return sum(json.load(response).values())
 
-    def __init__(self, gate, calls):
-        self.gate, self.calls, self.name = gate, calls, gate.name
+
+class Counted:
+    """Counts, on the emulator, the API calls made while a gate evaluates."""
+
+    def __init__(self, gate, endpoint):
+        self.gate, self.endpoint, self.name = gate, endpoint, gate.name
         self.polls = 0
         self.during = 0
 
     def evaluate(self):
-        before = len(self.calls)
+        before = emulator_calls(self.endpoint)
         result = self.gate.evaluate()
         self.polls += 1
-        self.during += len(self.calls) - before
+        self.during += emulator_calls(self.endpoint) - before
         return result
 
 
@@ -167,12 +174,10 @@ def alb_calls(endpoint, targets):
     ]
     elb.register_targets(TargetGroupArn=tg["green"], Targets=[{"Id": i, "Port": 80} for i in ids])
 
-    calls = []
-    elb.meta.events.register("before-call.elastic-load-balancing-v2.*", lambda model, **kw: calls.append(model.name))
     client = RetryingBotoClientWrapper(elb, AWSRetry.jittered_backoff())
     router = AlbRouter(client, listener, f"blue{suffix}", f"green{suffix}")
-    gate = Counted(TargetHealthGate(client, tg["green"], min_healthy=targets), calls)
-    start = len(calls)
+    gate = Counted(TargetHealthGate(client, tg["green"], min_healthy=targets), endpoint)
+    start = emulator_calls(endpoint)
     engine = Rollout(
         router,
         parse_steps([{"weight": 10}, {"pause": 1.0}, {"weight": 100}]),
@@ -182,7 +187,7 @@ def alb_calls(endpoint, targets):
     )
     outcome = engine.run()
     assert outcome.status == "promoted", outcome.timeline
-    router_calls = len(calls) - start - gate.during
+    router_calls = emulator_calls(endpoint) - start - gate.during
     weight_steps = sum(1 for e in outcome.timeline if e["event"] == "weight")
     return gate.during / gate.polls, (router_calls) / weight_steps
 
@@ -230,8 +235,8 @@ def main():
             rows.append((name, requests, failed, switches))
             print(f"  {name}: {requests} requests, {failed} failed, {switches} switches", flush=True)
 
-        moto = start_moto(procs)
-        per_targets = {n: alb_calls(moto, n) for n in (1, 10, 100)}
+        emulator, emulator_start = start_emulator(procs)
+        per_targets = {n: alb_calls(emulator, n) for n in (1, 10, 100)}
 
         latencies = {}
         for name, router in (("haproxy", haproxy), ("nginx", nginx)):
@@ -248,7 +253,8 @@ def main():
         for name, samples in latencies.items():
             print(f"{name:<10}{statistics.median(samples):>12.1f}{max(samples):>10.1f}")
         print()
-        print("ALB router API calls (client-side count, moto server), target_health gate on the canary group")
+        print(f"AWS emulator started in {emulator_start:.2f} s")
+        print("ALB router API calls (counted by the emulator), target_health gate on the canary group")
         print(f"{'targets':<10}{'per poll':>10}{'per weight step':>17}")
         for targets, (per_poll, per_step) in per_targets.items():
             print(f"{targets:<10}{per_poll:>10.1f}{per_step:>17.1f}")

@@ -39,6 +39,12 @@ def revisions(emulator):
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, DEMO_APP, "--port", str(port), "--version", key, *extra]))
         emulator.admin("revisions", "POST", {"key": key, "endpoint": f"127.0.0.1:{port}"})
+        if key == "app-good.zip":  # same healthy app, but its AfterInstall script fails
+            emulator.admin(
+                "revisions",
+                "POST",
+                {"key": "app-bad-install.zip", "endpoint": f"127.0.0.1:{port}", "fail_hook": "AfterInstall"},
+            )
     time.sleep(0.5)
     yield
     for proc in procs:
@@ -138,6 +144,8 @@ def test_success_moves_traffic_to_the_green_group_and_retires_blue(emulator, rev
     deployment_id = deploy(f, "app-good.zip")
     seen = wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))
     assert seen[-1] == "Succeeded" and "InProgress" in seen
+    documented = ["Created", "Queued", "InProgress", "Succeeded"]
+    assert [s for s in documented if s in seen] == seen  # every status seen, in the documented order
     green_name = f"CodeDeploy_web-dg_{deployment_id}"
     groups = {g["AutoScalingGroupName"]: g for g in f["asg"].describe_auto_scaling_groups()["AutoScalingGroups"]}
     assert set(groups) == {green_name}  # the original group is gone
@@ -230,3 +238,63 @@ def test_codedeploy_adds_its_launch_hook_so_a_scale_out_waits(emulator):
         "Instances"
     ]
     assert sorted(i["LifecycleState"] for i in instances) == ["InService", "InService", "Pending:Wait"]
+
+
+def test_built_in_deployment_configs_and_unknown_config(emulator):
+    cd = emulator.client("codedeploy")
+    assert set(cd.list_deployment_configs()["deploymentConfigsList"]) >= {
+        "CodeDeployDefault.OneAtATime",
+        "CodeDeployDefault.HalfAtATime",
+        "CodeDeployDefault.AllAtOnce",
+    }
+    info = cd.get_deployment_config(deploymentConfigName="CodeDeployDefault.HalfAtATime")["deploymentConfigInfo"]
+    assert info["minimumHealthyHosts"] == {"type": "FLEET_PERCENT", "value": 50}
+    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
+        cd.get_deployment_config(deploymentConfigName="CodeDeployDefault.Canary10Percent5Minutes")
+
+
+def test_update_and_delete_deployment_group_move_codedeploys_hook(emulator):
+    f = fleet(emulator)
+    asg, cd = f["asg"], f["cd"]
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="web2",
+        LaunchTemplate={"LaunchTemplateName": "web-lt", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        AvailabilityZones=[f"{emulator.region}a"],
+    )
+    answer = cd.update_deployment_group(
+        applicationName="web",
+        currentDeploymentGroupName="web-dg",
+        autoScalingGroups=["web2"],
+        deploymentConfigName="CodeDeployDefault.OneAtATime",
+    )
+    assert answer["hooksNotCleanedUp"] == []
+    group = cd.get_deployment_group(applicationName="web", deploymentGroupName="web-dg")["deploymentGroupInfo"]
+    assert [g["name"] for g in group["autoScalingGroups"]] == ["web2"]
+    assert group["deploymentConfigName"] == "CodeDeployDefault.OneAtATime"
+    assert asg.describe_lifecycle_hooks(AutoScalingGroupName="web")["LifecycleHooks"] == []
+    assert len(asg.describe_lifecycle_hooks(AutoScalingGroupName="web2")["LifecycleHooks"]) == 1
+    with pytest.raises(cd.exceptions.DeploymentConfigDoesNotExistException):
+        cd.update_deployment_group(
+            applicationName="web", currentDeploymentGroupName="web-dg", deploymentConfigName="Nope"
+        )
+    cd.delete_deployment_group(applicationName="web", deploymentGroupName="web-dg")
+    assert asg.describe_lifecycle_hooks(AutoScalingGroupName="web2")["LifecycleHooks"] == []
+    assert cd.list_deployment_groups(applicationName="web")["deploymentGroups"] == []
+    cd.delete_application(applicationName="web")
+    assert cd.list_applications()["applications"] == []
+
+
+def test_a_failing_after_install_script_fails_with_its_diagnostics(emulator, revisions):
+    f = fleet(emulator)
+    deployment_id = deploy(f, "app-bad-install.zip")
+    assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Failed"
+    target_id = f["cd"].list_deployment_targets(deploymentId=deployment_id)["targetIds"][0]
+    target = f["cd"].get_deployment_target(deploymentId=deployment_id, targetId=target_id)["deploymentTarget"]
+    events = {e["lifecycleEventName"]: e for e in target["instanceTarget"]["lifecycleEvents"]}
+    assert events["AfterInstall"]["status"] == "Failed"
+    assert events["AfterInstall"]["diagnostics"]["scriptName"] == "scripts/after_install.sh"
+    assert events["ApplicationStart"]["status"] == "Pending"  # nothing ran after the failure
+    assert registered(f) == sorted(f["blue"])

@@ -173,3 +173,15 @@ def test_moto_is_the_version_the_extension_was_written_for(emulator):
     bgemu.check_moto()  # raises when the installed moto is not bgemu.MOTO_VERSION
     with open(os.path.join(EMULATOR_PATH, "..", "..", "requirements-dev.txt")) as f:
         assert f"moto[server]=={bgemu.MOTO_VERSION}" in f.read()
+
+
+def test_scale_in_holds_the_leaving_instance_in_terminating_wait(emulator):
+    asg = group(emulator, size=2, hooks=[("drain", TERMINATE, 3600, "CONTINUE")])
+    asg.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=1)
+    now = states(asg)
+    assert sorted(now.values()) == ["InService", "Terminating:Wait"]
+    leaving = next(i for i, s in now.items() if s == "Terminating:Wait")
+    asg.complete_lifecycle_action(
+        AutoScalingGroupName="web", LifecycleHookName="drain", InstanceId=leaving, LifecycleActionResult="CONTINUE"
+    )
+    assert list(states(asg).values()) == ["InService"] and leaving not in states(asg)

@@ -184,3 +184,15 @@ def start_moto(procs):
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/moto-api/", timeout=30)
     return url
+
+
+def start_emulator(procs, time_scale=1.0):
+    """The bgemu AWS emulator on a free loopback port; returns (url, seconds it took to answer)."""
+    port = free_port()
+    emulator_path = os.path.join(ROOT, "tests", "emulator")
+    env = dict(os.environ, PYTHONPATH=emulator_path + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    started = time.monotonic()
+    procs.start([sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(time_scale)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_bgemu/status", timeout=30)
+    return url, time.monotonic() - started

@@ -26,6 +26,7 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.codedeploy import models
 from moto.codedeploy import responses
 from moto.codedeploy.exceptions import DeploymentDoesNotExistException
+from moto.codedeploy.exceptions import DeploymentGroupDoesNotExistException
 from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.elbv2.models import elbv2_backends
@@ -48,7 +49,15 @@ GREEN_EVENTS = [
     "AfterAllowTraffic",
 ]
 BLUE_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
-REVISIONS = {}  # S3 key -> endpoint the green instances of that revision answer on
+REVISIONS = {}  # S3 key -> {"endpoint": where its instances answer, "fail_hook": a scriptable hook whose script fails}
+SCRIPTABLE = {
+    "BeforeInstall",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+}
 ACTIVE = ("Created", "Queued", "InProgress", "Ready", "Baking")
 
 
@@ -155,13 +164,12 @@ class Flow:
         for state in green.instance_states:
             state.lifecycle_state = "InService"  # CodeDeploy's own hook is completed by the deployment
         self.green = [s.instance.id for s in green.instance_states]
-        key = (self.deployment.revision or {}).get("s3Location", {}).get("key")
         for instance_id in self.green:
             self.targets[instance_id] = self.new_target(instance_id, "Green", GREEN_EVENTS)
-            if key in REVISIONS:
+            if self.revision.get("endpoint"):
                 from bgemu import targethealth
 
-                targethealth.ENDPOINTS[instance_id] = REVISIONS[key]
+                targethealth.ENDPOINTS[instance_id] = self.revision["endpoint"]
         for instance_id in self.blue:
             self.targets[instance_id] = self.new_target(instance_id, "Blue", BLUE_EVENTS)
         self.deployment.status = "InProgress"
@@ -179,9 +187,31 @@ class Flow:
             "lifecycleEvents": [{"lifecycleEventName": name, "status": "Pending"} for name in events],
         }
 
+    @property
+    def revision(self):
+        return REVISIONS.get((self.deployment.revision or {}).get("s3Location", {}).get("key"), {})
+
+    def script_failed(self, name, message, log_tail):
+        script = f"scripts/{name[0].lower() + ''.join('_' + c.lower() if c.isupper() else c for c in name[1:])}.sh"
+        for instance_id in self.green:
+            self.event(
+                instance_id,
+                name,
+                "Failed",
+                errorCode="ScriptFailed",
+                scriptName=script,
+                message=f"Script at specified location: {script} run as user root failed with exit code 1",
+                logTail=log_tail(instance_id),
+            )
+            self.targets[instance_id]["status"] = "Failed"
+        self.fail(f"{name} failed on {', '.join(self.green)}: {message}")
+
     def green_step(self):
         """Run the next green lifecycle event on every green instance."""
         name = GREEN_EVENTS[self.cursor]
+        if name in SCRIPTABLE and self.revision.get("fail_hook") == name:
+            self.script_failed(name, "the revision's script fails", lambda i: f"[stderr] {name} script failed on {i}")
+            return
         if name == "ApplicationStop":
             for instance_id in self.green:  # the green instances' first deployment: nothing to stop
                 self.event(instance_id, name, "Skipped")
@@ -196,24 +226,15 @@ class Flow:
             self.block_blue()
         elif name == "ValidateService":
             failed = [i for i in self.green if not self.validate(i)]
-            for instance_id in self.green:
-                if instance_id in failed:
-                    self.event(
-                        instance_id,
-                        name,
-                        "Failed",
-                        errorCode="ScriptFailed",
-                        scriptName="scripts/validate_service.sh",
-                        message="Script at specified location: scripts/validate_service.sh run as user root failed "
-                        "with exit code 1",
-                        logTail=f"[stderr] health check of {instance_id} failed: {self.last_probe.get(instance_id)}",
-                    )
-                    self.targets[instance_id]["status"] = "Failed"
-                else:
-                    self.event(instance_id, name, "Succeeded")
             if failed:
-                self.fail(f"ValidateService failed on {', '.join(failed)}")
+                self.script_failed(
+                    name,
+                    "health check failed",
+                    lambda i: f"[stderr] health check of {i} failed: {self.last_probe.get(i)}",
+                )
                 return
+            for instance_id in self.green:
+                self.event(instance_id, name, "Succeeded")
         else:
             for instance_id in self.green:
                 self.event(instance_id, name, "Succeeded")
@@ -250,7 +271,7 @@ class Flow:
             self.targets[instance_id]["status"] = "Succeeded"
 
     def validate(self, instance_id):
-        address = REVISIONS.get((self.deployment.revision or {}).get("s3Location", {}).get("key"))
+        address = self.revision.get("endpoint")
         group = next(iter(elbv2_backends[self.account][self.region].target_groups.values()), None)
         address = address or (instance_endpoint(group, instance_id) if group else None)
         if not address:
@@ -324,7 +345,9 @@ class Flow:
         if self.phase == "done" or now < self.next_at:
             return
         self.next_at = now + CLOCK.seconds(EVENT_SECONDS)
-        if self.phase == "provision":
+        if self.phase == "provision" and self.deployment.status == "Created":
+            self.deployment.status = "Queued"
+        elif self.phase == "provision":
             self.provision()
         elif self.phase == "green":
             self.green_step()
@@ -455,7 +478,141 @@ def deployment_info(deployment):
     return info
 
 
+# -- deployment configs and group/application lifecycle (moto has none of these) -------------------------------
+BUILT_IN_CONFIGS = {
+    "CodeDeployDefault.OneAtATime": {"type": "HOST_COUNT", "value": 1},
+    "CodeDeployDefault.HalfAtATime": {"type": "FLEET_PERCENT", "value": 50},
+    "CodeDeployDefault.AllAtOnce": {"type": "HOST_COUNT", "value": 0},
+}
+
+
+class DeploymentConfigDoesNotExist(JsonRESTError):
+    def __init__(self, name):
+        super().__init__("DeploymentConfigDoesNotExistException", f"No deployment configuration found for name: {name}")
+
+
+def _check_config(name):
+    if name and name not in BUILT_IN_CONFIGS:
+        raise DeploymentConfigDoesNotExist(name)
+
+
+def get_deployment_config(self):
+    name = self._get_param("deploymentConfigName")
+    _check_config(name)
+    info = {
+        "deploymentConfigName": name,
+        "deploymentConfigId": name,
+        "minimumHealthyHosts": BUILT_IN_CONFIGS[name],
+        "computePlatform": "Server",
+    }
+    return json.dumps({"deploymentConfigInfo": info})
+
+
+def list_deployment_configs(self):
+    return json.dumps({"deploymentConfigsList": sorted(BUILT_IN_CONFIGS)})
+
+
+def _group(backend, application, name):
+    groups = backend.deployment_groups.get(application, {})
+    if name not in groups:
+        raise DeploymentGroupDoesNotExistException(f"No Deployment Group found for name: {name}")
+    return groups[name]
+
+
+def _sync_hooks(backend, group, old_asgs):
+    """Move CodeDeploy's launch hook from the groups left to the groups added; returns hooks not cleaned up."""
+    asg = autoscaling_backends[backend.account_id][backend.region_name]
+    for name in set(old_asgs) - set(group.auto_scaling_groups):
+        asg.delete_lifecycle_hook(name, hook_name(group))
+    for name in set(group.auto_scaling_groups) - set(old_asgs):
+        if name in asg.autoscaling_groups:
+            asg.create_lifecycle_hook(hook_name(group), name, "autoscaling:EC2_INSTANCE_LAUNCHING", 600, "ABANDON")
+    return []
+
+
+UPDATABLE = {
+    "deploymentConfigName": "deployment_config_name",
+    "autoScalingGroups": "auto_scaling_groups",
+    "serviceRoleArn": "service_role_arn",
+    "triggerConfigurations": "trigger_configurations",
+    "autoRollbackConfiguration": "auto_rollback_configuration",
+    "deploymentStyle": "deployment_style",
+    "blueGreenDeploymentConfiguration": "blue_green_deployment_configuration",
+    "loadBalancerInfo": "load_balancer_info",
+    "ec2TagFilters": "ec2_tag_filters",
+    "outdatedInstancesStrategy": "outdated_instances_strategy",
+}
+
+
+def update_deployment_group(self):
+    backend = self.codedeploy_backend
+    application = self._get_param("applicationName")
+    group = _group(backend, application, self._get_param("currentDeploymentGroupName"))
+    _check_config(self._get_param("deploymentConfigName"))
+    old_asgs = list(group.auto_scaling_groups)
+    for param, attribute in UPDATABLE.items():
+        value = self._get_param(param)
+        if value is not None:
+            setattr(group, attribute, value)
+    alarms = self._get_param("alarmConfiguration")
+    if alarms is not None:
+        group.bgemu_alarm_configuration = alarms
+    new_name = self._get_param("newDeploymentGroupName")
+    if new_name and new_name != group.deployment_group_name:
+        backend.deployment_groups[application].pop(group.deployment_group_name)
+        group.deployment_group_name = new_name
+        backend.deployment_groups[application][new_name] = group
+    return json.dumps({"hooksNotCleanedUp": _sync_hooks(backend, group, old_asgs)})
+
+
+def delete_deployment_group(self):
+    backend = self.codedeploy_backend
+    application = self._get_param("applicationName")
+    group = _group(backend, application, self._get_param("deploymentGroupName"))
+    old_asgs = list(group.auto_scaling_groups)
+    group.auto_scaling_groups = []
+    _sync_hooks(backend, group, old_asgs)
+    backend.deployment_groups[application].pop(group.deployment_group_name)
+    return json.dumps({"hooksNotCleanedUp": []})
+
+
+def delete_application(self):
+    backend = self.codedeploy_backend
+    application = self._get_param("applicationName")
+    for group in list(backend.deployment_groups.get(application, {}).values()):
+        old_asgs = list(group.auto_scaling_groups)
+        group.auto_scaling_groups = []
+        _sync_hooks(backend, group, old_asgs)
+    backend.deployment_groups.pop(application, None)
+    backend.applications.pop(application, None)
+    return "{}"
+
+
+_original_create_group_response = responses.CodeDeployResponse.create_deployment_group
+
+
+def create_deployment_group_response(self):
+    _check_config(self._get_param("deploymentConfigName"))
+    return _original_create_group_response(self)
+
+
+def get_deployment_target(self):
+    flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
+    target_id = self._get_param("targetId")
+    if target_id not in flow.targets:
+        raise JsonRESTError("DeploymentTargetDoesNotExistException", f"Target {target_id} is not in the deployment")
+    answer = {"deploymentTarget": {"deploymentTargetType": "InstanceTarget", "instanceTarget": flow.targets[target_id]}}
+    return json.dumps(answer, default=lambda d: d.timestamp())
+
+
 PATCHES = [
+    (responses.CodeDeployResponse, "get_deployment_target", get_deployment_target),
+    (responses.CodeDeployResponse, "get_deployment_config", get_deployment_config),
+    (responses.CodeDeployResponse, "list_deployment_configs", list_deployment_configs),
+    (responses.CodeDeployResponse, "update_deployment_group", update_deployment_group),
+    (responses.CodeDeployResponse, "delete_deployment_group", delete_deployment_group),
+    (responses.CodeDeployResponse, "delete_application", delete_application),
+    (responses.CodeDeployResponse, "create_deployment_group", create_deployment_group_response),
     (responses, "_deployment_info", deployment_info),
     (responses, "_deployment_group_info", deployment_group_info),
     (models.CodeDeployBackend, "create_deployment_group", create_deployment_group),

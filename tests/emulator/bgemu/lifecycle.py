@@ -172,6 +172,26 @@ def terminate_instance(self, instance_id, should_decrement):
     return _original_terminate(self, instance_id, should_decrement)
 
 
+_original_set_desired = models.FakeAutoScalingGroup.set_desired_capacity
+
+
+def set_desired_capacity(self, new_capacity):
+    """A scale-in holds the instances it removes in Terminating:Wait when the group has terminating hooks."""
+    backend = self.autoscaling_backend
+    target = self.min_size if new_capacity is None else new_capacity
+    surplus = len(self.active_instances()) - (target or 0)
+    if surplus > 0 and _hooks(backend, self.name, TERMINATING):
+        with LOCK:
+            leaving = [
+                s for s in self.instance_states if s.lifecycle_state == "InService" and not s.protected_from_scale_in
+            ]
+            for state in leaving[:surplus]:
+                hold(backend, self, state, TERMINATING)
+            self.desired_capacity = target
+        return
+    _original_set_desired(self, new_capacity)
+
+
 def complete_lifecycle_action(self):
     complete(
         self.autoscaling_backend,
@@ -198,6 +218,7 @@ def record_lifecycle_action_heartbeat(self):
 PATCHES = [
     (models.FakeAutoScalingGroup, "replace_autoscaling_group_instances", replace_autoscaling_group_instances),
     (models.FakeAutoScalingGroup, "active_instances", active_instances),
+    (models.FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity),
     (models.AutoScalingBackend, "terminate_instance", terminate_instance),
     (responses.AutoScalingResponse, "complete_lifecycle_action", complete_lifecycle_action),
     (responses.AutoScalingResponse, "record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat),

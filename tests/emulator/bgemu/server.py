@@ -8,7 +8,8 @@ Admin API (JSON, loopback):
                                 "rate": 1.0, "count": 2, "latency_ms": 0}  (count: how many, null: no limit)
   DELETE /_bgemu/faults        remove every fault
   POST   /_bgemu/endpoints     {"instance_id": "i-…", "endpoint": "127.0.0.1:8081"}  where the instance answers
-  POST   /_bgemu/revisions     {"key": "app-v2.zip", "endpoint": "127.0.0.1:8082"}  where that revision answers
+  POST   /_bgemu/revisions     {"key": "app-v2.zip", "endpoint": "127.0.0.1:8082", "fail_hook": null}  where that
+                               revision answers, and a scriptable hook whose script fails
   POST   /_bgemu/health        {"instance_id": "i-…", "healthy": false}  force its health (null: probe again)
   GET    /_bgemu/lifecycle-actions  pending lifecycle actions with their tokens (AWS sends them in notifications)
   POST   /_bgemu/time-scale    {"scale": 0.01}
@@ -125,7 +126,7 @@ class Emulator:
             targethealth.ENDPOINTS[data["instance_id"]] = data["endpoint"]
             answer = dict(targethealth.ENDPOINTS)
         elif path == "/_bgemu/revisions" and method == "POST":
-            codedeploy.REVISIONS[data["key"]] = data["endpoint"]
+            codedeploy.REVISIONS[data["key"]] = {"endpoint": data.get("endpoint"), "fail_hook": data.get("fail_hook")}
             answer = dict(codedeploy.REVISIONS)
         elif path == "/_bgemu/health" and method == "POST":
             if data.get("healthy") is None:
