@@ -298,3 +298,20 @@ def test_a_failing_after_install_script_fails_with_its_diagnostics(emulator, rev
     assert events["AfterInstall"]["diagnostics"]["scriptName"] == "scripts/after_install.sh"
     assert events["ApplicationStart"]["status"] == "Pending"  # nothing ran after the failure
     assert registered(f) == sorted(f["blue"])
+
+
+def test_list_deployments_filters_by_the_real_statuses(emulator, revisions):
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    first = deploy(f, "app-broken.zip")
+    wait_status(f, first, ("Failed",))
+    second = deploy(f, "app-good.zip")
+    wait_status(f, second, ("Ready",))
+
+    def listed(*statuses):
+        return f["cd"].list_deployments(
+            applicationName="web", deploymentGroupName="web-dg", includeOnlyStatuses=list(statuses)
+        )["deployments"]
+
+    assert listed("Ready", "InProgress", "Queued", "Created") == [second]
+    assert listed("Failed") == [first]
+    assert sorted(listed()) == sorted([first, second])
