@@ -89,3 +89,203 @@ def ensure_application(client, name, state, tags, purge_tags, arn_of, check_mode
         if to_remove:
             client.untag_resource(ResourceArn=arn_of(name), TagKeys=to_remove, aws_retry=True)
     return True, before, after
+
+
+# -- deployment groups --------------------------------------------------------------------------------------------
+class DeploymentGroupError(Exception):
+    """Bad input or an AWS state the caller must fix; the message names the parameter and the fix."""
+
+
+ROLLBACK_EVENTS = ("DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST")
+
+
+def validate_group(p):
+    """Refuse what CodeDeploy accepts but cannot work (seed 000), before any AWS call."""
+    blue_green = p["deployment_type"] == "blue_green"
+    if blue_green and len(p["target_groups"]) != 1:
+        raise DeploymentGroupError(
+            f"target_groups: EC2 blue/green needs exactly one target group, got {len(p['target_groups'])}. "
+            "With two, AllowTraffic waits forever for the green instances to be healthy in both "
+            "(seed 000, challenge 2); with none, traffic is never moved."
+        )
+    if blue_green and p["green_fleet"] == "copy_auto_scaling_group" and len(p["auto_scaling_groups"]) != 1:
+        raise DeploymentGroupError(
+            f"auto_scaling_groups: green_fleet=copy_auto_scaling_group copies exactly one Auto Scaling group, "
+            f"got {len(p['auto_scaling_groups'])}"
+        )
+    if len(p["alarms"]) > 10:
+        raise DeploymentGroupError(f"alarms: CodeDeploy takes at most 10 alarms, got {len(p['alarms'])}")
+    if not 0 <= p["termination_wait_minutes"] <= 2880:
+        raise DeploymentGroupError("termination_wait_minutes must be between 0 and 2880 (two days)")
+    if p["ready_action"] == "continue" and p["ready_wait_minutes"]:
+        raise DeploymentGroupError("ready_wait_minutes applies only with ready_action=stop (wait for a continue)")
+    bad = [e for e in p["auto_rollback_events"] if e not in ROLLBACK_EVENTS]
+    if bad:
+        raise DeploymentGroupError(f"auto_rollback_events: unknown {bad}; use {list(ROLLBACK_EVENTS)}")
+
+
+def desired_group(p, service_role_arn):
+    """The deployment group as CreateDeploymentGroup/UpdateDeploymentGroup take it."""
+    blue_green = p["deployment_type"] == "blue_green"
+    group = {
+        "deploymentConfigName": p["deployment_config"],
+        "autoScalingGroups": sorted(p["auto_scaling_groups"]),
+        "serviceRoleArn": service_role_arn,
+        "deploymentStyle": {
+            "deploymentType": "BLUE_GREEN" if blue_green else "IN_PLACE",
+            "deploymentOption": "WITH_TRAFFIC_CONTROL" if p["target_groups"] else "WITHOUT_TRAFFIC_CONTROL",
+        },
+        "loadBalancerInfo": {"targetGroupInfoList": [{"name": name} for name in p["target_groups"]]},
+        "autoRollbackConfiguration": {
+            "enabled": bool(p["auto_rollback_events"]),
+            "events": sorted(p["auto_rollback_events"]),
+        },
+        "alarmConfiguration": {
+            "enabled": bool(p["alarms"]),
+            "ignorePollAlarmFailure": p["ignore_alarm_poll_failure"],
+            "alarms": [{"name": name} for name in sorted(p["alarms"])],
+        },
+        "triggerConfigurations": [
+            {"triggerName": t["name"], "triggerTargetArn": t["target_arn"], "triggerEvents": sorted(t["events"])}
+            for t in p["triggers"]
+        ],
+    }
+    if blue_green:
+        ready = {"actionOnTimeout": "STOP_DEPLOYMENT" if p["ready_action"] == "stop" else "CONTINUE_DEPLOYMENT"}
+        if p["ready_action"] == "stop":
+            ready["waitTimeInMinutes"] = p["ready_wait_minutes"]
+        group["blueGreenDeploymentConfiguration"] = {
+            "terminateBlueInstancesOnDeploymentSuccess": {
+                "action": "TERMINATE" if p["blue_termination"] == "terminate" else "KEEP_ALIVE",
+                "terminationWaitTimeInMinutes": p["termination_wait_minutes"],
+            },
+            "deploymentReadyOption": ready,
+            "greenFleetProvisioningOption": {
+                "action": (
+                    "COPY_AUTO_SCALING_GROUP" if p["green_fleet"] == "copy_auto_scaling_group" else "DISCOVER_EXISTING"
+                )
+            },
+        }
+    return group
+
+
+def comparable(info):
+    """The fields of GetDeploymentGroup that desired_group() sets, in the same shape."""
+    keys = (
+        "deploymentConfigName",
+        "serviceRoleArn",
+        "deploymentStyle",
+        "loadBalancerInfo",
+        "autoRollbackConfiguration",
+        "alarmConfiguration",
+        "triggerConfigurations",
+        "blueGreenDeploymentConfiguration",
+    )
+    current = {k: info.get(k) for k in keys if info.get(k) not in (None, {})}
+    current["autoScalingGroups"] = sorted(
+        g["name"] if isinstance(g, dict) else g for g in info.get("autoScalingGroups", [])
+    )
+    rollback = current.get("autoRollbackConfiguration") or {"enabled": False, "events": []}
+    current["autoRollbackConfiguration"] = {
+        "enabled": rollback.get("enabled", False),
+        "events": sorted(rollback.get("events", [])),
+    }
+    alarms = current.get("alarmConfiguration") or {}
+    current["alarmConfiguration"] = {
+        "enabled": alarms.get("enabled", False),
+        "ignorePollAlarmFailure": alarms.get("ignorePollAlarmFailure", False),
+        "alarms": sorted(({"name": a["name"]} for a in alarms.get("alarms", [])), key=lambda a: a["name"]),
+    }
+    current["triggerConfigurations"] = [
+        dict(t, triggerEvents=sorted(t.get("triggerEvents", []))) for t in current.get("triggerConfigurations") or []
+    ]
+    return current
+
+
+def check_references(client, iam, autoscaling, p):
+    """Read-only checks of what the group names: deployment config, service role, Auto Scaling groups.
+
+    Returns (service role ARN, warnings).
+    """
+    try:
+        client.get_deployment_config(deploymentConfigName=p["deployment_config"], aws_retry=True)
+    except ClientError as e:
+        if _code(e) == "DeploymentConfigDoesNotExistException":
+            raise DeploymentGroupError(
+                f"deployment_config: {p['deployment_config']} does not exist; EC2 has CodeDeployDefault.OneAtATime, "
+                "HalfAtATime and AllAtOnce (no weighted canary on EC2: use bluegreen.aws.traffic_switch for that)"
+            ) from e
+        raise
+    role = p["service_role"]
+    try:
+        role_arn = iam.get_role(RoleName=role.rsplit("/", 1)[-1], aws_retry=True)["Role"]["Arn"]
+    except ClientError as e:
+        if _code(e) == "NoSuchEntity":
+            raise DeploymentGroupError(f"service_role: IAM role {role} does not exist") from e
+        raise
+    warnings = []
+    if p["auto_scaling_groups"]:
+        found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=p["auto_scaling_groups"], aws_retry=True)
+        groups = {g["AutoScalingGroupName"]: g for g in found["AutoScalingGroups"]}
+        missing = [g for g in p["auto_scaling_groups"] if g not in groups]
+        if missing:
+            raise DeploymentGroupError(f"auto_scaling_groups: {missing} not found in this region")
+        for name, group in groups.items():
+            if group.get("HealthCheckType") == "ELB":
+                warnings.append(
+                    f"Auto Scaling group {name} uses health check type ELB: during the app's warm-up the load balancer "
+                    "marks new instances unhealthy and the group replaces them (seed 000, challenge 3); "
+                    "use EC2 and let the target group judge application health"
+                )
+            warmup = p.get("app_warmup_seconds")
+            if warmup and group.get("HealthCheckGracePeriod", 0) < warmup:
+                grace = group.get("HealthCheckGracePeriod", 0)
+                warnings.append(
+                    f"Auto Scaling group {name} has a health check grace period of {grace}s, "
+                    f"shorter than app_warmup_seconds={warmup}"
+                )
+    return role_arn, warnings
+
+
+def ensure_deployment_group(client, iam, autoscaling, p, check_mode):
+    """Create, update or delete; returns (changed, before, after, warnings).
+
+    Call validate_group(p) first, before any client is made, for state=present.
+    """
+    try:
+        info = client.get_deployment_group(
+            applicationName=p["application"], deploymentGroupName=p["name"], aws_retry=True
+        )["deploymentGroupInfo"]
+        before = comparable(info)
+    except ClientError as e:
+        if _code(e) not in ("DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"):
+            raise
+        if _code(e) == "ApplicationDoesNotExistException" and p["state"] == "present":
+            raise DeploymentGroupError(
+                f"application: {p['application']} does not exist; create it with bluegreen.aws.codedeploy_application"
+            ) from e
+        before = None
+    if p["state"] == "absent":
+        if before is None:
+            return False, None, None, []
+        if not check_mode:
+            client.delete_deployment_group(
+                applicationName=p["application"], deploymentGroupName=p["name"], aws_retry=True
+            )
+        return True, before, None, []
+
+    role_arn, warnings = check_references(client, iam, autoscaling, p)
+    after = comparable(desired_group(p, role_arn))
+    if before == after:
+        return False, before, after, warnings
+    if not check_mode:
+        request = desired_group(p, role_arn)
+        if before is None:
+            client.create_deployment_group(
+                applicationName=p["application"], deploymentGroupName=p["name"], aws_retry=True, **request
+            )
+        else:
+            client.update_deployment_group(
+                applicationName=p["application"], currentDeploymentGroupName=p["name"], aws_retry=True, **request
+            )
+    return True, before, after, warnings

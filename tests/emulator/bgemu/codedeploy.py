@@ -456,6 +456,14 @@ def deployment_group_info(deployment_group):
     info["autoScalingGroups"] = [
         {"name": name, "hook": hook_name(deployment_group)} for name in deployment_group.auto_scaling_groups
     ]
+    alarms = getattr(deployment_group, "bgemu_alarm_configuration", None) or deployment_group.alarm_configuration
+    if alarms is not None and not isinstance(alarms, dict):  # moto's AlarmConfiguration object
+        alarms = {
+            "enabled": bool(alarms.enabled),
+            "ignorePollAlarmFailure": bool(alarms.ignore_poll_alarm_failure),
+            "alarms": alarms.alarms,
+        }
+    info["alarmConfiguration"] = alarms or {}
     return info
 
 
