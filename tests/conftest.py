@@ -21,12 +21,15 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
 
 # -- the AWS emulator (tests/emulator/bgemu) ------------------------------------------------------------
 import json  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
 import urllib.request  # noqa: E402
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402
 
 EMULATOR_PATH = os.path.join(ROOT, "tests", "emulator")
+sys.path.insert(0, EMULATOR_PATH)  # bgemu and the shared fleet helpers (cdfleet)
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_TIME_SCALE = 0.01  # 100 AWS seconds pass in 1 real second
 
@@ -87,3 +90,27 @@ def emulator(emulator_server):
     """The emulator, reset before each test (time scale EMULATOR_TIME_SCALE)."""
     emulator_server.reset()
     return emulator_server
+
+
+@pytest.fixture
+def revisions(emulator):
+    """Map S3 keys to real demo apps: "app-good.zip" healthy, "app-broken.zip" failing its health check."""
+    from cdfleet import DEMO_APP
+    from cdfleet import free_port
+
+    procs = []
+    for key, extra in (("app-good.zip", []), ("app-broken.zip", ["--fail"])):
+        port = free_port()
+        procs.append(subprocess.Popen([sys.executable, DEMO_APP, "--port", str(port), "--version", key, *extra]))
+        emulator.admin("revisions", "POST", {"key": key, "endpoint": f"127.0.0.1:{port}"})
+        if key == "app-good.zip":  # same healthy app, but its AfterInstall script fails
+            emulator.admin(
+                "revisions",
+                "POST",
+                {"key": "app-bad-install.zip", "endpoint": f"127.0.0.1:{port}", "fail_hook": "AfterInstall"},
+            )
+    time.sleep(0.5)
+    yield
+    for proc in procs:
+        proc.terminate()
+        proc.wait(5)

@@ -10,6 +10,11 @@ Plain Python on a CodeDeploy client wrapped with ``AWSRetry``; every call passes
 
 from __future__ import annotations
 
+import time
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
+
 try:
     from botocore.exceptions import ClientError
 except ImportError:  # handled by AnsibleAWSModule
@@ -289,3 +294,190 @@ def ensure_deployment_group(client, iam, autoscaling, p, check_mode):
                 applicationName=p["application"], currentDeploymentGroupName=p["name"], aws_retry=True, **request
             )
     return True, before, after, warnings
+
+
+# -- deployments ----------------------------------------------------------------------------------------------------
+ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Ready", "Baking"]
+DONE_STATUSES = ("Succeeded", "Failed", "Stopped")
+
+
+class DeploymentError(Exception):
+    """The deployment failed, was stopped, or timed out; ``result`` holds what the module returns."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def active_deployment(client, application, group):
+    answer = client.list_deployments(
+        applicationName=application, deploymentGroupName=group, includeOnlyStatuses=ACTIVE_STATUSES, aws_retry=True
+    )
+    return (answer.get("deployments") or [None])[0]
+
+
+def create_deployment(client, application, group, revision, description):
+    s3 = {"bucket": revision["bucket"], "key": revision["key"], "bundleType": revision["bundle_type"]}
+    for source, target in (("version", "version"), ("etag", "eTag")):
+        if revision.get(source):
+            s3[target] = revision[source]
+    return client.create_deployment(
+        applicationName=application,
+        deploymentGroupName=group,
+        revision={"revisionType": "S3", "s3Location": s3},
+        description=description or "",
+        aws_retry=True,
+    )["deploymentId"]
+
+
+def deployment_targets(client, deployment_id):
+    ids = client.list_deployment_targets(deploymentId=deployment_id, aws_retry=True).get("targetIds", [])
+    found = []
+    for start in range(0, len(ids), 25):
+        answer = client.batch_get_deployment_targets(
+            deploymentId=deployment_id, targetIds=ids[start : start + 25], aws_retry=True
+        )
+        found.extend(t["instanceTarget"] for t in answer.get("deploymentTargets", []) if "instanceTarget" in t)
+    return found
+
+
+def diagnostics(targets):
+    """Each failed lifecycle event: instance, event, script, error code, message, log tail."""
+    failed = []
+    for target in targets:
+        for event in target.get("lifecycleEvents", []):
+            if event.get("status") == "Failed":
+                d = event.get("diagnostics", {})
+                failed.append(
+                    {
+                        "instance_id": target["targetId"],
+                        "lifecycle_event": event["lifecycleEventName"],
+                        "script": d.get("scriptName"),
+                        "error_code": d.get("errorCode"),
+                        "message": d.get("message"),
+                        "log_tail": d.get("logTail"),
+                    }
+                )
+    return failed
+
+
+class Tracker:
+    """Follows one deployment to its end, gating READY_WAIT and the termination wait; clock injected."""
+
+    def __init__(
+        self,
+        client,
+        deployment_id,
+        ready_gates=(),
+        bake_gates=(),
+        bake_seconds=0,
+        poll=5.0,
+        timeout=3600.0,
+        gate_interval=5.0,
+        clock=None,
+        sleep=None,
+    ):
+        self.client = client
+        self.deployment_id = deployment_id
+        self.ready_gates = list(ready_gates)
+        self.bake_gates = list(bake_gates)
+        self.bake_seconds = bake_seconds
+        self.poll = poll
+        self.timeout = timeout
+        self.gate_interval = gate_interval
+        self.clock = clock or time.monotonic
+        self.sleep = sleep or time.sleep
+        self.timeline = []
+        self._started = self.clock()
+
+    def _event(self, status, **extra):
+        entry = {"t": round(self.clock() - self._started, 3), "status": status}
+        entry.update(extra)
+        self.timeline.append(entry)
+
+    def info(self):
+        return self.client.get_deployment(deploymentId=self.deployment_id, aws_retry=True)["deploymentInfo"]
+
+    def _gates(self, gates, label):
+        """Evaluate gates until all pass or one fails; returns (verdict, results)."""
+        while True:
+            results = [g.evaluate() for g in gates]
+            self._event(f"gates:{label}", gates=[r.to_dict() for r in results])
+            if any(r.verdict == FAIL for r in results):
+                return FAIL, results
+            if all(r.verdict == PASS for r in results):
+                return PASS, results
+            if self.clock() - self._started > self.timeout:
+                return FAIL, results
+            self.sleep(self.gate_interval)
+
+    def stop(self, reason):
+        self.client.stop_deployment(deploymentId=self.deployment_id, autoRollbackEnabled=True, aws_retry=True)
+        self._event("StopRequested", reason=reason)
+
+    def run(self):
+        """Returns the final deployment info; raises DeploymentError on failure, stop or timeout."""
+        last = None
+        ready_done = False
+        bake_started = None
+        while True:
+            info = self.info()
+            status = info["status"]
+            if status != last:
+                self._event(status)
+                last = status
+            if status in DONE_STATUSES:
+                break
+            if status == "Ready" and not ready_done:
+                ready_done = True
+                if self.ready_gates:
+                    verdict, results = self._gates(self.ready_gates, "ready")
+                    if verdict != PASS:
+                        self.stop("ready gates failed: " + "; ".join(r.reason for r in results if r.verdict != PASS))
+                        continue
+                self.client.continue_deployment(
+                    deploymentId=self.deployment_id, deploymentWaitType="READY_WAIT", aws_retry=True
+                )
+                self._event("ContinueRequested", wait_type="READY_WAIT")
+            if info.get("instanceTerminationWaitTimeStarted") and self.bake_gates and bake_started is None:
+                bake_started = self.clock()
+                verdict, results = self._bake()
+                if verdict == FAIL:
+                    self.stop("bake gates failed: " + "; ".join(r.reason for r in results if r.verdict == FAIL))
+                    continue
+            if self.clock() - self._started > self.timeout:
+                result = {"deployment_id": self.deployment_id, "status": status, "timeline": self.timeline}
+                raise DeploymentError(
+                    f"wait_timeout: deployment {self.deployment_id} still {status} after {self.timeout:g}s", result
+                )
+            self.sleep(self.poll)
+        return info
+
+    def _bake(self):
+        """Evaluate the bake gates every interval for bake_seconds (or until the deployment ends)."""
+        end = self.clock() + self.bake_seconds
+        results = []
+        while self.clock() < end:
+            results = [g.evaluate() for g in self.bake_gates]
+            self._event("gates:bake", gates=[r.to_dict() for r in results])
+            if any(r.verdict == FAIL for r in results):
+                return FAIL, results
+            if self.info()["status"] in DONE_STATUSES:
+                break
+            self.sleep(self.gate_interval)
+        return PASS, results
+
+
+def last_successful_revision(client, application, group):
+    """(bucket, key, version, etag) of the group's newest Succeeded deployment, or None."""
+    ids = client.list_deployments(
+        applicationName=application, deploymentGroupName=group, includeOnlyStatuses=["Succeeded"], aws_retry=True
+    ).get("deployments", [])
+    if not ids:
+        return None
+    infos = client.batch_get_deployments(deploymentIds=ids[:25], aws_retry=True).get("deploymentsInfo", [])
+    if not infos:
+        return None
+    newest = max(infos, key=lambda d: d.get("createTime") or 0)
+    s3 = (newest.get("revision") or {}).get("s3Location", {})
+    return (s3.get("bucket"), s3.get("key"), s3.get("version"), s3.get("eTag"))

@@ -42,71 +42,6 @@ options:
     description: Allow a plan whose last weight is below 100 (a long-lived canary).
     type: bool
     default: false
-  gates:
-    description:
-      - Gates evaluated before the switch and during every pause. All must pass; one failing aborts.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      type:
-        description:
-          - V(http) probes O(gates[].urls).
-          - V(target_health) counts the healthy targets of O(gates[].target_group) (one DescribeTargetHealth a poll).
-          - V(cloudwatch_alarm) fails when one of O(gates[].alarm_names) is in ALARM.
-        type: str
-        choices: ['http', 'target_health', 'cloudwatch_alarm']
-        default: http
-      name:
-        description: A name for the timeline.
-        type: str
-      urls:
-        description: URLs to probe (typically the canary pool's health endpoints). Required for V(http).
-        type: list
-        elements: str
-      expected_status:
-        description: Healthy status codes (V(http)).
-        type: list
-        elements: int
-        default: [200]
-      body_pattern:
-        description: Regular expression the body must match (V(http)).
-        type: str
-      timeout:
-        description: Timeout of one probe in seconds (V(http)).
-        type: float
-        default: 5.0
-      success_threshold:
-        description: Consecutive good answers for the gate to pass (V(http)).
-        type: int
-        default: 1
-      failure_threshold:
-        description: Consecutive bad answers that fail the gate (V(http), V(target_health)).
-        type: int
-        default: 3
-      latency_ceiling_ms:
-        description: A good answer slower than this counts as bad (V(http)).
-        type: float
-      target_group:
-        description: Target group name or ARN (V(target_health)).
-        type: str
-      min_healthy:
-        description: Healthy targets needed (V(target_health)).
-        type: int
-        default: 1
-      min_healthy_percent:
-        description: Percentage of the group's targets that must be healthy (V(target_health)).
-        type: int
-        default: 100
-      alarm_names:
-        description: CloudWatch alarm names, at most 100 (V(cloudwatch_alarm)).
-        type: list
-        elements: str
-      insufficient_data:
-        description: How an alarm in INSUFFICIENT_DATA counts (V(cloudwatch_alarm)); V(pending) waits.
-        type: str
-        choices: ['pass', 'pending', 'fail']
-        default: pending
   pre_switch_check:
     description: Require the gates to pass before the canary gets its first traffic.
     type: bool
@@ -140,6 +75,7 @@ notes:
   - Supports diff mode (weights before and after).
 extends_documentation_fragment:
   - bluegreen.aws.router
+  - bluegreen.aws.gates
   - amazon.aws.common.modules
   - amazon.aws.region.modules
 """

@@ -1,0 +1,144 @@
+"""bluegreen.aws.codedeploy_deployment through real ansible-playbook runs on the emulator (real apps as revisions)."""
+
+import json
+import time
+
+from cdfleet import deploy
+from cdfleet import fleet
+from cdfleet import registered
+from cdfleet import wait_status
+from conftest import run_playbook
+
+
+def task(key="app-good.zip", **options):
+    options = dict(
+        application="web",
+        deployment_group="web-dg",
+        revision={"bucket": "releases", "key": key},
+        poll_interval=0.1,
+        gate_interval=0.1,
+        **options,
+    )
+    body = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in options.items())
+    return f"- name: deploy\n  bluegreen.aws.codedeploy_deployment:\n{body}\n"
+
+
+def test_success_with_timeline_then_same_revision_is_not_deployed_again(emulator, revisions, tmp_path):
+    f = fleet(emulator)
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc == 0, deploy_result
+    assert deploy_result["changed"] is True and deploy_result["status"] == "Succeeded"
+    statuses = [e["status"] for e in deploy_result["timeline"] if not e["status"].startswith(("gates:", "Continue"))]
+    assert statuses[-1] == "Succeeded" and "InProgress" in statuses
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is False
+    assert len(f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"]) == 1
+
+
+def test_broken_version_fails_with_diagnostics_naming_the_hook(emulator, revisions, tmp_path):
+    f = fleet(emulator)
+    rc, results, unused_report = run_playbook(task("app-broken.zip"), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc != 0 and deploy_result["status"] == "Failed"
+    assert "ValidateService failed" in deploy_result["msg"]
+    first, *unused_rest = deploy_result["diagnostics"]
+    assert first["lifecycle_event"] == "ValidateService" and first["script"] == "scripts/validate_service.sh"
+    assert first["error_code"] == "ScriptFailed" and "503" in first["log_tail"]
+    assert registered(f) == sorted(f["blue"])  # auto-rollback: traffic never left blue
+
+
+def ready_group(emulator, **kwargs):
+    return fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, **kwargs)
+
+
+def test_ready_wait_is_continued_only_after_the_gates_pass(emulator, revisions, tmp_path):
+    f = ready_group(emulator)
+    gate = [{"type": "target_health", "target_group": "web-tg", "min_healthy": 1, "min_healthy_percent": 0}]
+    rc, results, unused_report = run_playbook(task(ready_gates=gate), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc == 0, deploy_result
+    events = [e["status"] for e in deploy_result["timeline"]]
+    assert events.index("Ready") < events.index("gates:ready") < events.index("ContinueRequested")
+    assert deploy_result["status"] == "Succeeded"
+    assert registered(f) != sorted(f["blue"])
+
+
+def test_a_gate_failing_during_ready_wait_stops_with_rollback(emulator, revisions, tmp_path):
+    f = ready_group(emulator)
+    gate = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
+    emulator.client("cloudwatch").put_metric_alarm(
+        AlarmName="web-5xx",
+        MetricName="5xx",
+        Namespace="web",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    emulator.client("cloudwatch").set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx")
+    rc, results, unused_report = run_playbook(task(ready_gates=gate), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
+    assert "ready gates failed" in deploy_result["msg"] and "in ALARM: web-5xx" in deploy_result["msg"]
+    assert registered(f) == sorted(f["blue"])
+
+
+def test_a_bake_gate_failing_during_termination_wait_returns_traffic_to_blue(emulator, revisions, tmp_path):
+    f = fleet(emulator, termination_minutes=60)
+    cloudwatch = emulator.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="web-5xx",
+        MetricName="5xx",
+        Namespace="web",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx after the switch")
+    bake = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
+    rc, results, unused_report = run_playbook(task(bake_gates=bake, bake_seconds=30), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
+    assert "bake gates failed" in deploy_result["msg"]
+    assert registered(f) == sorted(f["blue"])
+
+
+def test_active_deployment_fail_names_it_and_attach_follows_it(emulator, revisions, tmp_path):
+    f = ready_group(emulator)
+    active = deploy(f, "app-good.zip")
+    wait_status(f, active, ("Ready",))
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    assert rc != 0 and active in results["deploy"]["msg"] and "on_active=attach" in results["deploy"]["msg"]
+    rc, results, unused_report = run_playbook(task(on_active="attach"), emulator.endpoint, tmp_path)
+    assert rc == 0, results["deploy"]
+    assert results["deploy"]["deployment_id"] == active and results["deploy"]["status"] == "Succeeded"
+    assert results["deploy"]["changed"] is False  # it followed, it created nothing
+
+
+def test_timeout_says_what_it_waited_for(emulator, revisions, tmp_path):
+    fleet(emulator, termination_minutes=60)
+    rc, results, unused_report = run_playbook(task(wait_timeout=1), emulator.endpoint, tmp_path)
+    assert rc != 0 and results["deploy"]["msg"].startswith("wait_timeout: deployment ")
+    assert "still InProgress after 1s" in results["deploy"]["msg"]
+
+
+def test_state_stopped_rolls_back_the_active_deployment(emulator, revisions, tmp_path):
+    f = fleet(emulator, termination_minutes=60)
+    active = deploy(f, "app-good.zip")
+    deadline = time.monotonic() + 20
+    while registered(f) == sorted(f["blue"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stop = (
+        "- name: deploy\n  bluegreen.aws.codedeploy_deployment:\n"
+        "    application: web\n    deployment_group: web-dg\n    state: stopped\n"
+    )
+    rc, results, unused_report = run_playbook(stop, emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is True and results["deploy"]["deployment_id"] == active
+    assert registered(f) == sorted(f["blue"])
+    rc, results, unused_report = run_playbook(stop, emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is False
