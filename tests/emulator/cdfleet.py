@@ -99,3 +99,18 @@ def targets(f, deployment_id):
     ids = f["cd"].list_deployment_targets(deploymentId=deployment_id)["targetIds"]
     found = f["cd"].batch_get_deployment_targets(deploymentId=deployment_id, targetIds=ids)["deploymentTargets"]
     return {t["instanceTarget"]["targetId"]: t["instanceTarget"] for t in found}
+
+
+def alarm(cloudwatch, name, state):
+    """A CloudWatch metric alarm named ``name``, set to ``state`` (OK, ALARM, INSUFFICIENT_DATA)."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="HTTPCode_Target_5XX_Count",
+        Namespace="AWS/ApplicationELB",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"set to {state} by a test")

@@ -3,6 +3,7 @@
 import json
 import time
 
+from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
 from cdfleet import registered
@@ -67,17 +68,7 @@ def test_ready_wait_is_continued_only_after_the_gates_pass(emulator, revisions, 
 def test_a_gate_failing_during_ready_wait_stops_with_rollback(emulator, revisions, tmp_path):
     f = ready_group(emulator)
     gate = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
-    emulator.client("cloudwatch").put_metric_alarm(
-        AlarmName="web-5xx",
-        MetricName="5xx",
-        Namespace="web",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    emulator.client("cloudwatch").set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx")
+    alarm(emulator.client("cloudwatch"), "web-5xx", "ALARM")
     rc, results, unused_report = run_playbook(task(ready_gates=gate), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]
     assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
@@ -87,18 +78,7 @@ def test_a_gate_failing_during_ready_wait_stops_with_rollback(emulator, revision
 
 def test_a_bake_gate_failing_during_termination_wait_returns_traffic_to_blue(emulator, revisions, tmp_path):
     f = fleet(emulator, termination_minutes=60)
-    cloudwatch = emulator.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="web-5xx",
-        MetricName="5xx",
-        Namespace="web",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx after the switch")
+    alarm(emulator.client("cloudwatch"), "web-5xx", "ALARM")
     bake = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
     rc, results, unused_report = run_playbook(task(bake_gates=bake, bake_seconds=30), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]

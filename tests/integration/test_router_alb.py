@@ -3,6 +3,7 @@
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from cdfleet import alarm
 from conftest import REGION
 from conftest import run_playbook
 
@@ -185,17 +186,7 @@ def test_alb_canary_gated_on_target_health_and_alarm(alb, aws, tmp_path):
     ]
     alb["raw"].register_targets(TargetGroupArn=alb["groups"]["green"], Targets=[{"Id": i, "Port": 80} for i in ids])
     cloudwatch = aws("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="green-5xx",
-        MetricName="HTTPCode_Target_5XX_Count",
-        Namespace="AWS/ApplicationELB",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName="green-5xx", StateValue="OK", StateReason="quiet")
+    alarm(cloudwatch, "green-5xx", "OK")
     task = f"""\
 - name: switch
   bluegreen.aws.traffic_switch:
