@@ -475,9 +475,29 @@ def last_successful_revision(client, application, group):
     ).get("deployments", [])
     if not ids:
         return None
-    infos = client.batch_get_deployments(deploymentIds=ids[:25], aws_retry=True).get("deploymentsInfo", [])
+    infos = _deployments(client, ids)
     if not infos:
         return None
     newest = max(infos, key=lambda d: d.get("createTime") or 0)
     s3 = (newest.get("revision") or {}).get("s3Location", {})
     return (s3.get("bucket"), s3.get("key"), s3.get("version"), s3.get("eTag"))
+
+
+def latest_deployment(client, application, group):
+    """The id of the group's newest deployment, or None."""
+    ids = client.list_deployments(applicationName=application, deploymentGroupName=group, aws_retry=True).get(
+        "deployments", []
+    )
+    infos = _deployments(client, ids)
+    if not infos:
+        return None
+    return max(infos, key=lambda d: d.get("createTime") or 0)["deploymentId"]
+
+
+def _deployments(client, ids):
+    """BatchGetDeployments over any number of ids (25 a call)."""
+    infos = []
+    for start in range(0, len(ids), 25):
+        answer = client.batch_get_deployments(deploymentIds=ids[start : start + 25], aws_retry=True)
+        infos.extend(answer.get("deploymentsInfo", []))
+    return infos
