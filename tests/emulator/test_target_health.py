@@ -1,21 +1,12 @@
 """Target health from real HTTP checks of local endpoints, proved with plain boto3 and the demo app."""
 
-import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_APP = os.path.join(ROOT, "roles", "local_bluegreen", "files", "demo_app.py")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cdfleet import DEMO_APP
+from cdfleet import free_port
 
 
 @pytest.fixture
