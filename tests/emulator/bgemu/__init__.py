@@ -17,3 +17,10 @@ def check_moto():
             "re-check every patch in tests/emulator/bgemu against the new moto, then update MOTO_VERSION "
             "and the pin in requirements-dev.txt together"
         )
+
+
+def install(*modules):
+    """Apply each module's PATCHES (owner, attribute, replacement) to moto."""
+    for module in modules:
+        for owner, name, function in module.PATCHES:
+            setattr(owner, name, function)

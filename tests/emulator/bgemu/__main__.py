@@ -7,6 +7,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from bgemu import check_moto
+from bgemu import install
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -29,9 +30,7 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    lifecycle.install()
-    targethealth.install()
-    codedeploy.install()
+    install(lifecycle, targethealth, codedeploy)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)

@@ -632,11 +632,6 @@ PATCHES = [
 ]
 
 
-def install():
-    for owner, name, function in PATCHES:
-        setattr(owner, name, function)
-
-
 def reset():
     with LOCK:
         REVISIONS.clear()

@@ -223,8 +223,3 @@ PATCHES = [
     (responses.AutoScalingResponse, "complete_lifecycle_action", complete_lifecycle_action),
     (responses.AutoScalingResponse, "record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat),
 ]
-
-
-def install():
-    for owner, name, function in PATCHES:
-        setattr(owner, name, function)

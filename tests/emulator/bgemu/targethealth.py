@@ -144,8 +144,3 @@ PATCHES = [
     (models.FakeTargetGroup, "deregister", deregister),
     (models.FakeTargetGroup, "health_for", health_for),
 ]
-
-
-def install():
-    for owner, name, function in PATCHES:
-        setattr(owner, name, function)
