@@ -29,7 +29,8 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 
 EMULATOR_PATH = os.path.join(ROOT, "tests", "emulator")
-sys.path.insert(0, EMULATOR_PATH)  # bgemu and the shared fleet helpers (cdfleet)
+# bgemu, the shared fleet helpers (cdfleet) and the data-plane helpers (dataplane)
+sys.path[:0] = [EMULATOR_PATH, os.path.join(ROOT, "tests", "integration")]
 EMULATOR_REGION = "eu-west-1"
 EMULATOR_TIME_SCALE = 0.01  # 100 AWS seconds pass in 1 real second
 
@@ -73,7 +74,6 @@ class EmulatorHandle:
 
 @pytest.fixture(scope="session")
 def emulator_server():
-    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     from dataplane import Processes
     from dataplane import start_emulator
 
@@ -95,8 +95,8 @@ def emulator(emulator_server):
 @pytest.fixture
 def revisions(emulator):
     """Map S3 keys to real demo apps: "app-good.zip" healthy, "app-broken.zip" failing its health check."""
-    from cdfleet import DEMO_APP
-    from cdfleet import free_port
+    from dataplane import DEMO_APP
+    from dataplane import free_port
 
     procs = []
     for key, extra in (("app-good.zip", []), ("app-broken.zip", ["--fail"])):

@@ -1,17 +1,6 @@
 """A CodeDeploy blue/green fleet on the emulator, with real demo apps as revisions (shared by tests)."""
 
-import os
-import socket
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_APP = os.path.join(ROOT, "roles", "local_bluegreen", "files", "demo_app.py")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fleet(emulator, ready=None, termination_minutes=1):

@@ -5,8 +5,8 @@ import sys
 import time
 
 import pytest
-from cdfleet import DEMO_APP
-from cdfleet import free_port
+from dataplane import DEMO_APP
+from dataplane import free_port
 
 
 @pytest.fixture
