@@ -14,12 +14,12 @@ PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
 
-.PHONY: help deps lint sanity units integration test build clean demo demo-stop bench
+.PHONY: help deps lint sanity targets units integration test build clean demo demo-stop bench
 
 help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
-	@echo "make lint | sanity | units | integration   one part"
+	@echo "make lint | sanity | targets | units | integration   one part"
 	@echo "make bench        failed requests per router under keep-alive load, rollback latency (prints a table)"
 	@echo "make build        build the collection tarball"
 
@@ -63,6 +63,12 @@ sanity: deps
 	tests/tools/install-get-pip-standin.sh $(BIN)/python
 	cd $(TREE) && PATH=$(BIN):$$PATH $(BIN)/ansible-test sanity --venv --python 3.11 --color no
 
+# ansible-test integration targets (cloud/aws) against the emulator; on AWS, run ansible-test with your own
+# tests/integration/cloud-config-aws.ini (see its .template).
+targets: deps
+	rm -rf .build/ansible_collections && $(MAKE) --no-print-directory $(TREE)
+	tests/tools/run-targets.sh $(BIN)/python $(CURDIR)/$(TREE)
+
 # pytest exits 5 when it collected no test: a run that tests nothing is a failure here.
 PYTEST = run_pytest() { PATH=$(BIN):$$PATH $(BIN)/pytest "$$@" || { rc=$$?; \
   if [ $$rc -eq 5 ]; then echo "FAILED: pytest collected no test in $$*" >&2; fi; exit $$rc; }; }; run_pytest
@@ -73,7 +79,7 @@ units: deps
 integration: deps
 	$(PYTEST) -q tests/emulator tests/integration $(PYTEST_FLAGS)
 
-test: lint sanity
+test: lint sanity targets
 	$(PYTEST) -q tests/unit tests/emulator tests/integration $(PYTEST_FLAGS)
 
 build: deps

@@ -3,14 +3,16 @@
 # Copyright: Contributors to the bluegreen.aws project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""CodeDeploy: applications (and, as the collection grows, deployment groups and deployments).
+"""CodeDeploy: applications, deployment groups and deployments.
 
-Plain Python on a CodeDeploy client wrapped with ``AWSRetry``; every call passes ``aws_retry=True``.
+Plain Python on a CodeDeploy client wrapped with ``retry()``; every call passes ``aws_retry=True``.
 """
 
 from __future__ import annotations
 
 import time
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
@@ -19,6 +21,11 @@ try:
     from botocore.exceptions import ClientError
 except ImportError:  # handled by AnsibleAWSModule
     ClientError = Exception
+
+
+def retry(**backoff):
+    """AWSRetry's backoff, also on CodeDeploy's throttling code (ThrottlingException is not in AWSRetry's list)."""
+    return AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"], **backoff)
 
 
 def _code(error):
@@ -252,37 +259,82 @@ def check_references(client, iam, autoscaling, p):
     return role_arn, warnings
 
 
-def ensure_deployment_group(client, iam, autoscaling, p, check_mode):
-    """Create, update or delete; returns (changed, before, after, warnings).
+def get_deployment_group(client, application, name):
+    """GetDeploymentGroup's deploymentGroupInfo, or None when the group does not exist.
 
-    Call validate_group(p) first, before any client is made, for state=present.
+    Raises DeploymentGroupError when the application does not exist.
     """
     try:
-        info = client.get_deployment_group(
-            applicationName=p["application"], deploymentGroupName=p["name"], aws_retry=True
-        )["deploymentGroupInfo"]
-        before = comparable(info)
+        return client.get_deployment_group(applicationName=application, deploymentGroupName=name, aws_retry=True)[
+            "deploymentGroupInfo"
+        ]
     except ClientError as e:
-        if _code(e) not in ("DeploymentGroupDoesNotExistException", "ApplicationDoesNotExistException"):
-            raise
-        if _code(e) == "ApplicationDoesNotExistException" and p["state"] == "present":
+        if _code(e) == "ApplicationDoesNotExistException":
             raise DeploymentGroupError(
-                f"application: {p['application']} does not exist; create it with bluegreen.aws.codedeploy_application"
+                f"application: {application} does not exist; create it with bluegreen.aws.codedeploy_application"
             ) from e
-        before = None
+        if _code(e) == "DeploymentGroupDoesNotExistException":
+            return None
+        raise
+
+
+def replacement_of(group_name, asg_name):
+    """Whether ``asg_name`` is the Auto Scaling group a COPY_AUTO_SCALING_GROUP deployment of the group created."""
+    return asg_name.startswith(f"CodeDeploy_{group_name}_d-")
+
+
+def adopt_replacement(p, current):
+    """Keep CodeDeploy's replacement Auto Scaling group where ``p`` still names the original (seed 000, challenge 5).
+
+    After the first successful COPY_AUTO_SCALING_GROUP deployment the original group is deleted and
+    ``CodeDeploy_<group>_<deployment id>`` serves the traffic; provisioning that still names the original must not
+    point the deployment group back at it.  Returns (p, {"requested", "current"} or None).
+    """
+    if current is None or p["deployment_type"] != "blue_green" or p["green_fleet"] != "copy_auto_scaling_group":
+        return p, None
+    names = current["autoScalingGroups"]
+    if len(names) != 1 or p["auto_scaling_groups"] == names or not replacement_of(p["name"], names[0]):
+        return p, None
+    return dict(p, auto_scaling_groups=names), {"requested": p["auto_scaling_groups"][0], "current": names[0]}
+
+
+def ensure_deployment_group(client, iam, autoscaling, p, check_mode):
+    """Create, update or delete; returns (changed, before, after, warnings, adopted).
+
+    Call validate_group(p) first, before any client is made, for state=present.  ``adopted`` is what
+    adopt_replacement() returns: set when the group keeps CodeDeploy's replacement Auto Scaling group.
+    """
+    try:
+        info = get_deployment_group(client, p["application"], p["name"])
+    except DeploymentGroupError:
+        if p["state"] == "absent":
+            return False, None, None, [], None
+        raise
+    before = None if info is None else comparable(info)
     if p["state"] == "absent":
         if before is None:
-            return False, None, None, []
+            return False, None, None, [], None
         if not check_mode:
             client.delete_deployment_group(
                 applicationName=p["application"], deploymentGroupName=p["name"], aws_retry=True
             )
-        return True, before, None, []
+        return True, before, None, [], None
 
+    p, adopted = adopt_replacement(p, before)
     role_arn, warnings = check_references(client, iam, autoscaling, p)
+    if adopted:
+        original = autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[adopted["requested"]], aws_retry=True
+        )["AutoScalingGroups"]
+        if original:
+            warnings.append(
+                f"auto_scaling_groups: {adopted['requested']} exists again beside {adopted['current']}, the group "
+                "CodeDeploy created to replace it; the deployment group keeps the replacement. Stop creating the "
+                "original (the bluegreen.aws.codedeploy_fleet role provisions whichever group is current) and delete it"
+            )
     after = comparable(desired_group(p, role_arn))
     if before == after:
-        return False, before, after, warnings
+        return False, before, after, warnings, adopted
     if not check_mode:
         request = desired_group(p, role_arn)
         if before is None:
@@ -293,7 +345,7 @@ def ensure_deployment_group(client, iam, autoscaling, p, check_mode):
             client.update_deployment_group(
                 applicationName=p["application"], currentDeploymentGroupName=p["name"], aws_retry=True, **request
             )
-    return True, before, after, warnings
+    return True, before, after, warnings, adopted
 
 
 # -- deployments ----------------------------------------------------------------------------------------------------
@@ -317,17 +369,32 @@ def active_deployment(client, application, group):
 
 
 def create_deployment(client, application, group, revision, description):
+    """CreateDeployment; returns the deployment id.
+
+    A create that AWS applied but whose answer was lost (a timeout, a 5xx) is retried by AWSRetry and then fails
+    with DeploymentLimitExceededException against the deployment it made: when the group's active deployment is
+    of this very revision, that one is returned instead of an error.
+    """
     s3 = {"bucket": revision["bucket"], "key": revision["key"], "bundleType": revision["bundle_type"]}
     for source, target in (("version", "version"), ("etag", "eTag")):
         if revision.get(source):
             s3[target] = revision[source]
-    return client.create_deployment(
-        applicationName=application,
-        deploymentGroupName=group,
-        revision={"revisionType": "S3", "s3Location": s3},
-        description=description or "",
-        aws_retry=True,
-    )["deploymentId"]
+    try:
+        return client.create_deployment(
+            applicationName=application,
+            deploymentGroupName=group,
+            revision={"revisionType": "S3", "s3Location": s3},
+            description=description or "",
+            aws_retry=True,
+        )["deploymentId"]
+    except ClientError as e:
+        if _code(e) != "DeploymentLimitExceededException":
+            raise
+        active = active_deployment(client, application, group)
+        infos = _deployments(client, [active]) if active else []
+        if infos and (infos[0].get("revision") or {}).get("s3Location") == s3:
+            return active
+        raise
 
 
 def deployment_targets(client, deployment_id):

@@ -92,10 +92,10 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import application_arn
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import ensure_application
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
 
 
 def main():
@@ -110,7 +110,7 @@ def main():
     if not name or len(name) > 100:
         module.fail_json(msg="name must be 1 to 100 characters long")
 
-    client = module.client("codedeploy", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("codedeploy", retry_decorator=retry())
     try:
         account_id, partition = get_aws_account_info(module)
 

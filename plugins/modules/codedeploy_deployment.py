@@ -155,7 +155,6 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import DeploymentError
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import Tracker
@@ -164,6 +163,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import cr
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import deployment_targets
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import diagnostics
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import last_successful_revision
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_gates
@@ -198,10 +198,10 @@ def main():
         argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ["revision"])]
     )
     p = module.params
-    retry = AWSRetry.jittered_backoff()
+    backoff = retry()
 
     def client(service):
-        return module.client(service, retry_decorator=retry)
+        return module.client(service, retry_decorator=backoff)
 
     codedeploy = client("codedeploy")
     result = dict(deployment_id=None, status=None, timeline=[], diagnostics=[])

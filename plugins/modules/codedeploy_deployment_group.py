@@ -46,7 +46,12 @@ options:
     choices: ['blue_green', 'in_place']
     default: blue_green
   auto_scaling_groups:
-    description: The Auto Scaling groups to deploy to.
+    description:
+      - The Auto Scaling groups to deploy to.
+      - With O(green_fleet=copy_auto_scaling_group), a successful deployment replaces the group with CodeDeploy's
+        copy C(CodeDeploy_<name>_<deployment id>) and deletes the original. Re-running this task with the original
+        name then keeps the copy (see RV(adopted_auto_scaling_group)) instead of failing on a group that no longer
+        exists; the P(bluegreen.aws.codedeploy_fleet#role) role applies the fleet's settings to the copy.
     type: list
     elements: str
     default: []
@@ -149,6 +154,15 @@ deployment_group:
   returned: always
   type: dict
   sample: {"deploymentConfigName": "CodeDeployDefault.OneAtATime", "autoScalingGroups": ["web-prod"]}
+adopted_auto_scaling_group:
+  description:
+    - Set when O(auto_scaling_groups) names the original group but CodeDeploy has replaced it with its copy
+      C(CodeDeploy_<group>_<deployment id>) after a successful deployment; the deployment group keeps the copy.
+    - C(requested) is the name in O(auto_scaling_groups), C(current) the group that serves the deployment group.
+      Null otherwise.
+  returned: always
+  type: dict
+  sample: {"requested": "web-prod", "current": "CodeDeploy_web-prod_d-ABCDEFGHI"}
 """
 
 try:
@@ -157,10 +171,10 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import DeploymentGroupError
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import ensure_deployment_group
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import validate_group
 
 
@@ -210,17 +224,22 @@ def main():
         except DeploymentGroupError as e:
             module.fail_json(msg=str(e))
 
-    retry = AWSRetry.jittered_backoff()
-    clients = [module.client(s, retry_decorator=retry) for s in ("codedeploy", "iam", "autoscaling")]
+    backoff = retry()
+    clients = [module.client(s, retry_decorator=backoff) for s in ("codedeploy", "iam", "autoscaling")]
     try:
-        changed, before, after, warnings = ensure_deployment_group(*clients, p, module.check_mode)
+        changed, before, after, warnings, adopted = ensure_deployment_group(*clients, p, module.check_mode)
     except DeploymentGroupError as e:
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to manage CodeDeploy deployment group {p['application']}/{p['name']}")
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=changed, deployment_group=after, diff=dict(before=before or {}, after=after or {}))
+    module.exit_json(
+        changed=changed,
+        deployment_group=after,
+        adopted_auto_scaling_group=adopted,
+        diff=dict(before=before or {}, after=after or {}),
+    )
 
 
 if __name__ == "__main__":

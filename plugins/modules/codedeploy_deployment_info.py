@@ -75,11 +75,11 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import deployment_targets
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import diagnostics
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import latest_deployment
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
 
 
 def main():
@@ -96,7 +96,7 @@ def main():
         required_one_of=[("deployment_id", "application")],
     )
     p = module.params
-    client = module.client("codedeploy", retry_decorator=AWSRetry.jittered_backoff())
+    client = module.client("codedeploy", retry_decorator=retry())
     try:
         deployment_id = p["deployment_id"] or latest_deployment(client, p["application"], p["deployment_group"])
         if deployment_id is None:

@@ -18,6 +18,8 @@ in a group with an active one fails with DeploymentLimitExceededException.
 """
 
 import json
+import random
+import string
 import threading
 import urllib.error
 import urllib.request
@@ -393,8 +395,12 @@ def create_deployment(self, *args, **kwargs):
         for deployment in self.deployments.values():
             if deployment.deployment_group_name == group_name and deployment.status in ACTIVE:
                 raise DeploymentLimitExceeded(group_name, deployment.deployment_id)
-        deployment_id = _original_create(self, *args, **kwargs)
-        deployment = self.deployments[deployment_id]
+        moto_id = _original_create(self, *args, **kwargs)
+        deployment = self.deployments.pop(moto_id)
+        # CodeDeploy's id format (moto uses a UUID): d- and nine capitals or digits
+        deployment_id = "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9))
+        deployment.deployment_id = deployment_id
+        self.deployments[deployment_id] = deployment
         deployment.status = "Created"
         _flows(self)[deployment_id] = Flow(deployment, self.account_id, self.region_name)
         return deployment_id

@@ -215,6 +215,14 @@ def record_lifecycle_action_heartbeat(self):
     return EmptyResult()
 
 
+def disable_metrics_collection(self):
+    """DisableMetricsCollection (not in moto): drop the named metrics, or all of them (amazon.aws.autoscaling_group)."""
+    group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+    named = self._get_param("Metrics")
+    group.metrics = [m for m in group.metrics if named and m not in named]
+    return EmptyResult()
+
+
 PATCHES = [
     (models.FakeAutoScalingGroup, "replace_autoscaling_group_instances", replace_autoscaling_group_instances),
     (models.FakeAutoScalingGroup, "active_instances", active_instances),
@@ -222,4 +230,5 @@ PATCHES = [
     (models.AutoScalingBackend, "terminate_instance", terminate_instance),
     (responses.AutoScalingResponse, "complete_lifecycle_action", complete_lifecycle_action),
     (responses.AutoScalingResponse, "record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat),
+    (responses.AutoScalingResponse, "disable_metrics_collection", disable_metrics_collection),
 ]
