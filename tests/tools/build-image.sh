@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the test base image offline: Debian bookworm minbase with python3, from Debian's apt mirror
 # (debootstrap), imported into podman.  No registry is needed.  Idempotent: an existing image is kept.
-#   usage: build-image.sh [IMAGE]        (default localhost/bluegreen-base:bookworm)
+#   usage: build-image.sh [IMAGE [SUITE]]   (default localhost/bluegreen-base:bookworm, suite from the tag)
 set -euo pipefail
 image=${1:-localhost/bluegreen-base:bookworm}
+suite=${2:-${image##*:}}
 if podman image exists "$image"; then
   echo "image $image present"
   exit 0
@@ -12,7 +13,7 @@ mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/nu
 mirror=${mirror:-http://deb.debian.org/debian}
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
-echo "debootstrap bookworm from $mirror"
-debootstrap --variant=minbase --include=python3 bookworm "$rootfs" "$mirror" >/dev/null
+echo "debootstrap $suite from $mirror"
+debootstrap --variant=minbase --include=python3 "$suite" "$rootfs" "$mirror" >/dev/null
 tar -C "$rootfs" -c . | podman import --change 'CMD ["python3"]' - "$image" >/dev/null
 echo "image $image built"
