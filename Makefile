@@ -14,12 +14,12 @@ PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
 
-.PHONY: help deps lint sanity targets units integration test build clean demo demo-stop bench
+.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-stop bench
 
 help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
-	@echo "make lint | sanity | targets | units | integration   one part"
+	@echo "make lint | sanity | targets | molecule | units | integration   one part"
 	@echo "make bench        failed requests per router under keep-alive load, rollback latency (prints a table)"
 	@echo "make build        build the collection tarball"
 
@@ -69,6 +69,17 @@ targets: deps
 	rm -rf .build/ansible_collections && $(MAKE) --no-print-directory $(TREE)
 	tests/tools/run-targets.sh $(BIN)/python $(CURDIR)/$(TREE)
 
+# Container images for molecule and the role tests, built offline (debootstrap + podman import); kept once built.
+images: deps
+	tests/tools/build-image.sh localhost/bluegreen-base:bookworm
+	tests/tools/build-image.sh localhost/bluegreen-base:trixie
+	tests/tools/build-image.sh localhost/bluegreen-curl:bookworm bookworm python3,curl,ca-certificates
+	tests/tools/build-demo-image.sh localhost/bluegreen-demo:1.0.0
+
+# One molecule scenario per role under molecule/ (podman containers, see molecule/shared/create.yml).
+molecule: images
+	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections $(BIN)/molecule test --all
+
 # pytest exits 5 when it collected no test: a run that tests nothing is a failure here.
 PYTEST = run_pytest() { PATH=$(BIN):$$PATH $(BIN)/pytest "$$@" || { rc=$$?; \
   if [ $$rc -eq 5 ]; then echo "FAILED: pytest collected no test in $$*" >&2; fi; exit $$rc; }; }; run_pytest
@@ -79,7 +90,7 @@ units: deps
 integration: deps
 	$(PYTEST) -q tests/emulator tests/integration $(PYTEST_FLAGS)
 
-test: lint sanity targets
+test: lint sanity targets molecule
 	$(PYTEST) -q tests/unit tests/emulator tests/integration $(PYTEST_FLAGS)
 
 build: deps

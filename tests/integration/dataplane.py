@@ -1,10 +1,12 @@
 """Real data-plane processes for tests and benchmarks: demo app slots, HAProxy, nginx (loopback only)."""
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -196,3 +198,19 @@ def start_emulator(procs, time_scale=1.0):
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_bgemu/status", timeout=30)
     return url, time.monotonic() - started
+
+
+@contextlib.contextmanager
+def fake_imds():
+    """A loopback IMDSv2 (tests/tools/fake_imds.py: account 210987654321, region ap-northeast-2); yields its URL."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+    try:
+        from fake_imds import serve
+    finally:
+        sys.path.pop(0)
+    server = serve(0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

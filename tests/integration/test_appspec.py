@@ -2,15 +2,14 @@
 against podman serving the demo app image (built offline by tests/tools/build-demo-image.sh)."""
 
 import hashlib
-import http.server
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 import yaml
 from conftest import run_tasks
+from dataplane import fake_imds
 from dataplane import free_port
 from dataplane import get
 
@@ -203,40 +202,14 @@ def test_validate_service_fails_a_broken_version_and_a_rerun_after_the_failure_s
     assert json.loads(get(f"http://127.0.0.1:{instance.port}/version")[1])["version"] == "2.0.1"
 
 
-class FakeImds(http.server.BaseHTTPRequestHandler):
-    """IMDSv2 on loopback: a token by PUT, then the identity document only with that token."""
-
-    def do_PUT(self):
-        self.reply(200, "token-123") if self.path == "/latest/api/token" else self.reply(404, "")
-
-    def do_GET(self):
-        if self.headers.get("X-aws-ec2-metadata-token") != "token-123":
-            return self.reply(401, "")
-        if self.path == "/latest/dynamic/instance-identity/document":
-            return self.reply(200, json.dumps({"accountId": "210987654321", "region": "ap-northeast-2"}, indent=2))
-        return self.reply(404, "")
-
-    def reply(self, status, body):
-        self.send_response(status)
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args):
-        pass
-
-
 def test_region_and_account_come_from_imdsv2_when_not_given(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeImds)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with fake_imds() as endpoint:
         bundle = tmp_path / "bundle"
         rc, unused_results, unused_report = render(
-            tmp_path, bundle, appspec_repository="web", appspec_imds_endpoint=f"http://127.0.0.1:{server.server_port}"
+            tmp_path, bundle, appspec_repository="web", appspec_imds_endpoint=endpoint
         )
         assert rc == 0
         proc = subprocess.run(
             ["bash", "-c", f". {bundle}/scripts/lib.sh && image_ref"], capture_output=True, text=True, check=False
         )
         assert proc.stdout.strip() == "210987654321.dkr.ecr.ap-northeast-2.amazonaws.com/web:1.0.0", proc.stderr
-    finally:
-        server.shutdown()

@@ -1,0 +1,161 @@
+"""The ec2_userdata role: rendered by real ansible-playbook runs, checked by shellcheck, and the script executed
+twice in a podman container (Debian bookworm built offline) against a loopback IMDSv2, with the steps that need the
+internet switched off by BG_USERDATA_ONLINE=0 and printed instead."""
+
+import base64
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from conftest import run_tasks
+from dataplane import fake_imds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGE = "localhost/bluegreen-curl:bookworm"
+
+
+def render(tmp_path, **role_vars):
+    role_vars.setdefault("ec2_userdata_dest", str(tmp_path / "user-data.sh"))
+    tasks = (
+        "- name: userdata\n  ansible.builtin.include_role:\n    name: bluegreen.aws.ec2_userdata\n"
+        f"  vars: {json.dumps(role_vars)}\n"
+        "- name: out\n  ansible.builtin.debug:\n    msg:\n"
+        '      text: "{{ ec2_userdata_text }}"\n'
+        '      b64: "{{ ec2_userdata_base64 }}"\n'
+        '      metadata: "{{ ec2_userdata_metadata_options }}"\n'
+    )
+    rc, results, unused_report = run_tasks(tasks, tmp_path)
+    assert rc == 0, results
+    return results["out"]["msg"]
+
+
+def heredoc(script, marker):
+    return json.loads(re.search(rf"<<'{marker}'.*?\n(.*?)\n{marker}\n", script, re.S).group(1))
+
+
+@pytest.mark.parametrize("os_name", ["amazon", "debian", "ubuntu"])
+def test_rendered_for_each_os_shellcheck_clean_and_ready_for_a_launch_template(tmp_path, os_name):
+    out = render(tmp_path, ec2_userdata_os=os_name)
+    assert base64.b64decode(out["b64"]).decode() == out["text"] == (tmp_path / "user-data.sh").read_text()
+    assert out["metadata"] == {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2}
+    proc = subprocess.run(
+        ["shellcheck", "-s", "bash", str(tmp_path / "user-data.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert out["text"].startswith("#!/bin/bash\n")  # cloud-init runs it as a script
+    assert ("dnf install" in out["text"]) == (os_name == "amazon")
+    assert "X-aws-ec2-metadata-token" in out["text"] and "169.254.169.254" in out["text"]
+    assert not re.search(r"\b\d{12}\b", out["text"])  # no account id
+    assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", out["text"])  # no region: read from IMDSv2
+
+
+def test_docker_settings_are_the_docker_runtime_roles(tmp_path):
+    script = render(
+        tmp_path,
+        ec2_userdata_os="debian",
+        docker_runtime_log_max_size="50m",
+        docker_runtime_daemon_options={"metrics-addr": "127.0.0.1:9323"},
+    )["text"]
+    daemon = heredoc(script, "DAEMON_JSON")
+    assert daemon["log-opts"] == {"max-size": "50m", "max-file": "5"}
+    assert daemon["live-restore"] is True and daemon["metrics-addr"] == "127.0.0.1:9323"
+    assert "packages=(docker.io amazon-ecr-credential-helper ruby-full wget)" in script
+    amazon = render(tmp_path, ec2_userdata_os="amazon")["text"]
+    assert "packages=(docker amazon-ecr-credential-helper ruby wget)" in amazon
+
+
+@pytest.fixture(scope="module")
+def image():
+    subprocess.run(
+        [os.path.join(ROOT, "tests", "tools", "build-image.sh"), IMAGE, "bookworm", "python3,curl,ca-certificates"],
+        check=True,
+    )
+    return IMAGE
+
+
+def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, image):
+    logs = [{"file_path": "/var/log/app/*.log", "log_group_name": "/app/web", "log_stream_name": "{instance_id}"}]
+    render(tmp_path, ec2_userdata_os="debian", ec2_userdata_log_files=logs)
+    with fake_imds() as endpoint:
+        run = (
+            "bash /user-data.sh > /tmp/first.log && bash /user-data.sh > /tmp/second.log && "
+            "cat /tmp/first.log && echo ===== && cat /tmp/second.log && echo ===== && "
+            "cat /etc/docker/daemon.json && echo ===== && "
+            "cat /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json && echo ===== && "
+            "cat /root/.docker/config.json"
+        )
+        proc = subprocess.run(
+            [
+                "podman",
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1000:1000",
+                "-e",
+                "BG_USERDATA_ONLINE=0",
+                "-e",
+                f"BG_IMDS_ENDPOINT={endpoint}",
+                "-v",
+                f"{tmp_path / 'user-data.sh'}:/user-data.sh:ro",
+                image,
+                "bash",
+                "-c",
+                run,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first, second, daemon, cwa, client = proc.stdout.split("=====\n")
+    assert "region ap-northeast-2 (IMDSv2)" in first
+    assert "would run: install_packages docker.io amazon-ecr-credential-helper ruby-full wget" in first
+    assert (
+        "would run: install_codedeploy_agent "
+        "https://aws-codedeploy-ap-northeast-2.s3.ap-northeast-2.amazonaws.com/latest/install"
+    ) in first
+    assert "would run: install_cloudwatch_agent https://amazoncloudwatch-agent-ap-northeast-2.s3" in first
+    assert "/etc/docker/daemon.json written" in first and "/etc/docker/daemon.json unchanged" in second
+    assert "amazon-cloudwatch-agent.json unchanged" in second and "written" not in second
+    assert "no systemd" in first
+    assert json.loads(daemon)["log-driver"] == "json-file"
+    assert json.loads(cwa)["logs"]["logs_collected"]["files"]["collect_list"] == logs
+    assert json.loads(client) == {"credsStore": "ecr-login"}
+
+
+def test_without_an_imds_token_the_script_stops(tmp_path, image):
+    render(tmp_path, ec2_userdata_os="debian")
+    proc = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1000:1000",
+            "-e",
+            "BG_USERDATA_ONLINE=0",
+            "-e",
+            "BG_IMDS_ENDPOINT=http://127.0.0.1:9",
+            "-v",
+            f"{tmp_path / 'user-data.sh'}:/user-data.sh:ro",
+            image,
+            "bash",
+            "/user-data.sh",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0 and "written" not in proc.stdout  # set -euo pipefail: nothing after a failed step
