@@ -213,3 +213,53 @@ def test_region_and_account_come_from_imdsv2_when_not_given(tmp_path):
             ["bash", "-c", f". {bundle}/scripts/lib.sh && image_ref"], capture_output=True, text=True, check=False
         )
         assert proc.stdout.strip() == "210987654321.dkr.ecr.ap-northeast-2.amazonaws.com/web:1.0.0", proc.stderr
+
+
+def test_after_install_logs_in_to_ecr_and_pulls_by_digest(tmp_path):
+    """No ECR here: a recording engine and `aws` stand in, to show the commands AfterInstall composes."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f'#!/bin/sh\necho "aws $*" >> {calls}\necho ecr-password\n')
+    engine = bin_dir / "engine"
+    engine.write_text(
+        f'#!/bin/sh\necho "engine $*" >> {calls}\n'
+        f'if [ "$1" = login ]; then echo "stdin $(cat)" >> {calls}; fi\n'
+        'if [ "$1 $2" = "image inspect" ]; then exit 1; fi\n'  # not present yet: pull
+    )
+    for tool in ("aws", "engine"):
+        (bin_dir / tool).chmod(0o755)
+    digest = "sha256:" + "ab" * 32
+    with fake_imds() as endpoint:
+        rc, unused_results, unused_report = render(
+            tmp_path,
+            tmp_path / "bundle",
+            appspec_repository="web",
+            appspec_image_tag="",
+            appspec_image_digest=digest,
+            appspec_ecr_login=True,
+            appspec_engine=str(engine),
+            appspec_imds_endpoint=endpoint,
+            appspec_env_file=str(tmp_path / "etc" / "app.env"),
+        )
+        assert rc == 0
+        (tmp_path / "etc").mkdir()
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+        proc = subprocess.run(
+            ["bash", str(tmp_path / "bundle" / "scripts" / "after_install.sh")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    registry = "210987654321.dkr.ecr.ap-northeast-2.amazonaws.com"
+    assert sorted(calls.read_text().splitlines()) == sorted(
+        [  # the two sides of the login pipe run at once
+            "aws ecr get-login-password --region ap-northeast-2",
+            f"engine login --username AWS --password-stdin {registry}",
+            "stdin ecr-password",
+            f"engine image inspect {registry}/web@{digest}",
+            f"engine pull --quiet {registry}/web@{digest}",
+        ]
+    )
+    assert calls.read_text().index("image inspect") > calls.read_text().index("stdin ecr-password")

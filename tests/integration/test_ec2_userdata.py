@@ -75,6 +75,19 @@ def image():
     return IMAGE
 
 
+def in_container(tmp_path, image, imds_endpoint, command, timeout):
+    """Run ``command`` in a throw-away container with the rendered user-data at /user-data.sh, internet steps off."""
+    return subprocess.run(
+        ["podman", "run", "--rm", "--network", "host", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"]
+        + ["-e", "BG_USERDATA_ONLINE=0", "-e", f"BG_IMDS_ENDPOINT={imds_endpoint}"]
+        + ["-v", f"{tmp_path / 'user-data.sh'}:/user-data.sh:ro", image, *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, image):
     logs = [{"file_path": "/var/log/app/*.log", "log_group_name": "/app/web", "log_stream_name": "{instance_id}"}]
     render(tmp_path, ec2_userdata_os="debian", ec2_userdata_log_files=logs)
@@ -86,33 +99,7 @@ def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, ima
             "cat /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json && echo ===== && "
             "cat /root/.docker/config.json"
         )
-        proc = subprocess.run(
-            [
-                "podman",
-                "run",
-                "--rm",
-                "--network",
-                "host",
-                "--ulimit",
-                "nofile=1024:1024",
-                "--ulimit",
-                "nproc=1000:1000",
-                "-e",
-                "BG_USERDATA_ONLINE=0",
-                "-e",
-                f"BG_IMDS_ENDPOINT={endpoint}",
-                "-v",
-                f"{tmp_path / 'user-data.sh'}:/user-data.sh:ro",
-                image,
-                "bash",
-                "-c",
-                run,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = in_container(tmp_path, image, endpoint, ["bash", "-c", run], timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     first, second, daemon, cwa, client = proc.stdout.split("=====\n")
     assert "region ap-northeast-2 (IMDSv2)" in first
@@ -132,30 +119,5 @@ def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, ima
 
 def test_without_an_imds_token_the_script_stops(tmp_path, image):
     render(tmp_path, ec2_userdata_os="debian")
-    proc = subprocess.run(
-        [
-            "podman",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1000:1000",
-            "-e",
-            "BG_USERDATA_ONLINE=0",
-            "-e",
-            "BG_IMDS_ENDPOINT=http://127.0.0.1:9",
-            "-v",
-            f"{tmp_path / 'user-data.sh'}:/user-data.sh:ro",
-            image,
-            "bash",
-            "/user-data.sh",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = in_container(tmp_path, image, "http://127.0.0.1:9", ["bash", "/user-data.sh"], timeout=60)
     assert proc.returncode != 0 and "written" not in proc.stdout  # set -euo pipefail: nothing after a failed step
