@@ -98,10 +98,10 @@ def test_broken_version_is_rolled_back_and_rollback_playbook_returns_at_once(hos
     assert served(host) == {"v1": 30}
 
 
-def test_killed_mid_canary_then_rerun_converges(host):
-    assert site(host, "v1")[0] == 0
+def kill_mid_canary(host, version, at):
+    """Start a slow canary of ``version`` and SIGKILL ansible-playbook once the new slot has ``at`` percent."""
     slow = [{"weight": 10}, {"pause": 0.5}, {"weight": 50}, {"pause": 120}, {"weight": 100}]
-    extra = dict(host, release_version="v2", local_bluegreen_steps=slow)
+    extra = dict(host, release_version=version, local_bluegreen_steps=slow)
     proc = subprocess.Popen(
         [
             os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
@@ -119,15 +119,20 @@ def test_killed_mid_canary_then_rerun_converges(host):
     deadline = time.monotonic() + 90
     while True:
         try:
-            if router(host).read()["green"] == 50:
+            if router(host).read()["green"] == at:
                 break
         except Exception:  # the proxy may not be up yet
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the canary never reached 50%"
+        assert proc.poll() is None and time.monotonic() < deadline, f"the canary never reached {at}%"
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
-    assert router(host).read() == {"blue": 50, "green": 50}  # left mid-canary
+    assert router(host).read() == {"blue": 100 - at, "green": at}  # left mid-canary
+
+
+def test_killed_mid_canary_then_rerun_converges(host):
+    assert site(host, "v1")[0] == 0
+    kill_mid_canary(host, "v2", at=50)
     rc, results, unused_report = site(host, "v2")
     assert rc == 0, results
     switch = results[SWITCH]
@@ -135,6 +140,29 @@ def test_killed_mid_canary_then_rerun_converges(host):
     assert any(e["event"] == "resume" for e in switch["timeline"])
     assert [e["weights"]["green"] for e in switch["timeline"] if e["event"] == "weight"] == [100]
     assert served(host) == {"v2": 30}
+
+
+def test_another_release_after_a_crashed_canary_first_drains_the_canary_slot(host):
+    assert site(host, "v1")[0] == 0
+    kill_mid_canary(host, "v2", at=50)
+    rc, results, unused_report = site(host, "v3")
+    assert rc == 0, results
+    drain = results["Move the traffic off the slot that gets the new release"]
+    assert drain["changed"] is True and drain["weights"] == {"blue": 100, "green": 0}
+    switch = results[SWITCH]
+    # v3 got no traffic before its gates passed: the canary starts from 0%, not from v2's 50%
+    assert switch["timeline"][0]["weights"] == {"blue": 100, "green": 0}
+    assert [e["weights"]["green"] for e in switch["timeline"] if e["event"] == "weight"] == [10, 50, 100]
+    assert served(host) == {"v3": 30}
+
+
+def test_rollback_at_a_50_50_split_returns_to_the_older_release(host):
+    assert site(host, "v1")[0] == 0
+    kill_mid_canary(host, "v2", at=50)
+    rc, results, unused_report = ansible_playbook(ROLLBACK, "-e", json.dumps(host), inventory=INVENTORY)
+    assert rc == 0, results
+    assert router(host).read() == {"blue": 100, "green": 0}
+    assert served(host) == {"v1": 30}
 
 
 def test_slots_as_containers(host, image):
