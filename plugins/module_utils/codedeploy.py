@@ -438,6 +438,7 @@ class Tracker:
         ready_gates=(),
         bake_gates=(),
         bake_seconds=0,
+        continue_ready=True,
         poll=5.0,
         timeout=3600.0,
         gate_interval=5.0,
@@ -449,6 +450,7 @@ class Tracker:
         self.ready_gates = list(ready_gates)
         self.bake_gates = list(bake_gates)
         self.bake_seconds = bake_seconds
+        self.continue_ready = continue_ready
         self.poll = poll
         self.timeout = timeout
         self.gate_interval = gate_interval
@@ -483,7 +485,8 @@ class Tracker:
         self._event("StopRequested", reason=reason)
 
     def run(self):
-        """Returns the final deployment info; raises DeploymentError on failure, stop or timeout."""
+        """Returns the final deployment info, or the Ready one when it is left waiting (continue_ready=False without
+        ready gates); raises DeploymentError on failure, stop or timeout."""
         last = None
         ready_done = False
         bake_started = None
@@ -502,6 +505,9 @@ class Tracker:
                     if verdict != PASS:
                         self.stop("ready gates failed: " + "; ".join(r.reason for r in results if r.verdict != PASS))
                         continue
+                elif not self.continue_ready:
+                    self._event("LeftWaiting", reason="continue_ready=false: traffic stays on the original instances")
+                    return info
                 self.client.continue_deployment(
                     deploymentId=self.deployment_id, deploymentWaitType="READY_WAIT", aws_retry=True
                 )

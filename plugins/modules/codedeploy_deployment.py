@@ -18,7 +18,8 @@ description:
     V(attach) follows it instead of creating one.
   - For groups whose ready option is STOP_DEPLOYMENT, O(ready_gates) are evaluated when the deployment is C(Ready).
     ContinueDeployment(READY_WAIT) is sent only when they pass; otherwise the deployment is stopped with rollback.
-    With no ready gates the module continues at once.
+    With no ready gates the module continues at once, unless O(continue_ready=false): then it returns with status
+    C(Ready) and leaves the deployment waiting (for a person in the console, or a later run with O(on_active=attach)).
   - During the blue instances' termination wait, O(bake_gates) are evaluated for O(bake_seconds). A failing bake gate
     stops the deployment with rollback, so traffic goes back to blue.
   - On failure the module returns diagnostics naming the instance, lifecycle event, script, error code and log tail.
@@ -72,6 +73,14 @@ options:
     default: fail
   wait:
     description: Follow the deployment to its end.
+    type: bool
+    default: true
+  continue_ready:
+    description:
+      - Whether to send ContinueDeployment(READY_WAIT) when the deployment is C(Ready) and no O(ready_gates) are given.
+      - V(false) returns at C(Ready) with traffic still on the original instances; the group's ready wait time
+        then decides (nobody continuing means C(Stopped)).
+      - Ignored when O(ready_gates) are given (they decide).
     type: bool
     default: true
   wait_timeout:
@@ -192,6 +201,7 @@ def main():
         ready_gates=dict(type="list", elements="dict", default=[], options=GATE_OPTIONS),
         bake_gates=dict(type="list", elements="dict", default=[], options=GATE_OPTIONS),
         bake_seconds=dict(type="int", default=300),
+        continue_ready=dict(type="bool", default=True),
         gate_interval=dict(type="float", default=5),
     )
     module = AnsibleAWSModule(
@@ -244,6 +254,7 @@ def main():
             codedeploy,
             deployment_id,
             ready_gates=ready_gates,
+            continue_ready=p["continue_ready"],
             bake_gates=bake_gates,
             bake_seconds=p["bake_seconds"],
             poll=p["poll_interval"],
@@ -256,7 +267,7 @@ def main():
             result.update(e.result)
             module.fail_json(msg=str(e), changed=changed, **result)
         result.update(status=info["status"], timeline=tracker.timeline)
-        if info["status"] != "Succeeded":
+        if info["status"] not in ("Succeeded", "Ready"):
             result["diagnostics"] = diagnostics(deployment_targets(codedeploy, deployment_id))
             reason = (info.get("errorInformation") or {}).get("message") or "; ".join(
                 e["reason"] for e in tracker.timeline if "reason" in e

@@ -65,6 +65,19 @@ def test_ready_wait_is_continued_only_after_the_gates_pass(emulator, revisions, 
     assert registered(f) != sorted(f["blue"])
 
 
+def test_continue_ready_false_leaves_it_waiting_and_an_attached_run_continues_it(emulator, revisions, tmp_path):
+    f = ready_group(emulator)
+    rc, results, unused_report = run_playbook(task(continue_ready=False), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc == 0 and deploy_result["status"] == "Ready", deploy_result
+    assert deploy_result["timeline"][-1]["status"] == "LeftWaiting"
+    assert registered(f) == sorted(f["blue"])  # nobody continued: traffic stays on blue
+    rc, results, unused_report = run_playbook(task(on_active="attach"), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["status"] == "Succeeded", results["deploy"]
+    assert results["deploy"]["deployment_id"] == deploy_result["deployment_id"]
+    assert registered(f) != sorted(f["blue"])
+
+
 def test_a_gate_failing_during_ready_wait_stops_with_rollback(emulator, revisions, tmp_path):
     f = ready_group(emulator)
     gate = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]

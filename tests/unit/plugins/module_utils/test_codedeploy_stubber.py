@@ -143,3 +143,12 @@ def test_tracker_rides_out_throttled_polls_and_a_throttled_continue(cd, clock):
     tracker = Tracker(client, DEPLOYMENT, poll=1, timeout=60, clock=clock, sleep=clock.sleep)
     assert tracker.run()["status"] == "Succeeded"
     assert [e["status"] for e in tracker.timeline] == ["Ready", "ContinueRequested", "Succeeded"]
+
+
+def test_tracker_leaves_a_ready_deployment_waiting_when_asked(cd, clock):
+    client, stubber = cd
+    get(stubber, "InProgress")
+    get(stubber, "Ready")
+    tracker = Tracker(client, DEPLOYMENT, continue_ready=False, poll=1, timeout=60, clock=clock, sleep=clock.sleep)
+    assert tracker.run()["status"] == "Ready"  # and no ContinueDeployment: the stubber has none queued
+    assert [e["status"] for e in tracker.timeline] == ["InProgress", "Ready", "LeftWaiting"]
