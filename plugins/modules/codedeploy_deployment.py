@@ -18,7 +18,7 @@ description:
     V(attach) follows it instead of creating one.
   - For groups whose ready option is STOP_DEPLOYMENT, O(ready_gates) are evaluated when the deployment is C(Ready).
     ContinueDeployment(READY_WAIT) is sent only when they pass; otherwise the deployment is stopped with rollback.
-    With no ready gates the module continues at once, unless O(continue_ready=false): then it returns with status
+    With no ready gates the module continues at once, unless O(continue_ready=false), which returns with status
     C(Ready) and leaves the deployment waiting (for a person in the console, or a later run with O(on_active=attach)).
   - During the blue instances' termination wait, O(bake_gates) are evaluated for O(bake_seconds). A failing bake gate
     stops the deployment with rollback, so traffic goes back to blue.
