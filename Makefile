@@ -76,7 +76,7 @@ images: deps
 	tests/tools/build-image.sh localhost/bluegreen-curl:bookworm bookworm python3,curl,ca-certificates
 	tests/tools/build-demo-image.sh localhost/bluegreen-demo:1.0.0
 
-# One molecule scenario per role under molecule/ (podman containers, see molecule/shared/create.yml).
+# One molecule scenario per role under molecule/ (podman driver from molecule-plugins).
 molecule: images
 	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections $(BIN)/molecule test --all
 
