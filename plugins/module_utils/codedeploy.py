@@ -353,6 +353,14 @@ ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Ready", "Baking"]
 DONE_STATUSES = ("Succeeded", "Failed", "Stopped")
 
 
+class ActiveDeployment(Exception):
+    """CreateDeployment refused: another deployment became active in the group after we looked."""
+
+    def __init__(self, deployment_id):
+        super().__init__(deployment_id)
+        self.deployment_id = deployment_id
+
+
 class DeploymentError(Exception):
     """The deployment failed, was stopped, or timed out; ``result`` holds what the module returns."""
 
@@ -373,7 +381,8 @@ def create_deployment(client, application, group, revision, description):
 
     A create that AWS applied but whose answer was lost (a timeout, a 5xx) is retried by AWSRetry and then fails
     with DeploymentLimitExceededException against the deployment it made: when the group's active deployment is
-    of this very revision, that one is returned instead of an error.
+    of this very revision, that one is returned instead of an error. When it is of another revision (someone else
+    started it since the caller looked), ActiveDeployment names it.
     """
     s3 = {"bucket": revision["bucket"], "key": revision["key"], "bundleType": revision["bundle_type"]}
     for source, target in (("version", "version"), ("etag", "eTag")):
@@ -394,6 +403,8 @@ def create_deployment(client, application, group, revision, description):
         infos = _deployments(client, [active]) if active else []
         if infos and (infos[0].get("revision") or {}).get("s3Location") == s3:
             return active
+        if active:
+            raise ActiveDeployment(active) from e
         raise
 
 

@@ -67,7 +67,9 @@ options:
     description: Description of the deployment.
     type: str
   on_active:
-    description: What to do when the group already has an active deployment.
+    description:
+      - What to do when the group already has an active deployment, including one that someone else started between
+        this module's look and its CreateDeployment (AWS refuses the create with DeploymentLimitExceededException).
     type: str
     choices: ['fail', 'attach']
     default: fail
@@ -165,6 +167,7 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import ActiveDeployment
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import DeploymentError
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import Tracker
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import active_deployment
@@ -229,13 +232,7 @@ def main():
 
         changed = False
         if active is not None:
-            if p["on_active"] == "fail":
-                module.fail_json(
-                    msg=f"deployment group {p['deployment_group']} already has an active deployment {active}; "
-                    "set on_active=attach to follow it, or state=stopped to stop it",
-                    **result,
-                )
-            deployment_id = active
+            deployment_id = follow_active(module, active, result)
         elif last_successful_revision(codedeploy, p["application"], p["deployment_group"]) == revision_key(p):
             result["status"] = "Succeeded"
             module.exit_json(changed=False, **result)
@@ -243,10 +240,13 @@ def main():
             result["status"] = "WouldCreate"
             module.exit_json(changed=True, **result)
         else:
-            deployment_id = create_deployment(
-                codedeploy, p["application"], p["deployment_group"], p["revision"], p["description"]
-            )
-            changed = True
+            try:
+                deployment_id = create_deployment(
+                    codedeploy, p["application"], p["deployment_group"], p["revision"], p["description"]
+                )
+                changed = True
+            except ActiveDeployment as e:  # started by someone else between our look and our create
+                deployment_id = follow_active(module, e.deployment_id, result)
         result.update(deployment_id=deployment_id)
         if not p["wait"] or module.check_mode:
             module.exit_json(changed=changed, **result)
@@ -278,6 +278,17 @@ def main():
         module.fail_json(msg=str(e), **result)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to deploy to {p['application']}/{p['deployment_group']}", **result)
+
+
+def follow_active(module, active, result):
+    """The deployment to follow when the group already has an active one: on_active=fail stops here, naming it."""
+    if module.params["on_active"] == "fail":
+        module.fail_json(
+            msg=f"deployment group {module.params['deployment_group']} already has an active deployment {active}; "
+            "set on_active=attach to follow it, or state=stopped to stop it",
+            **result,
+        )
+    return active
 
 
 def revision_key(p):

@@ -1,8 +1,10 @@
 """bluegreen.aws.codedeploy_deployment through real ansible-playbook runs on the emulator (real apps as revisions)."""
 
 import json
+import threading
 import time
 
+import pytest
 from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
@@ -110,6 +112,39 @@ def test_active_deployment_fail_names_it_and_attach_follows_it(emulator, revisio
     assert rc == 0, results["deploy"]
     assert results["deploy"]["deployment_id"] == active and results["deploy"]["status"] == "Succeeded"
     assert results["deploy"]["changed"] is False  # it followed, it created nothing
+
+
+@pytest.mark.parametrize("on_active", ["fail", "attach"])
+def test_a_deployment_started_by_someone_else_during_our_create(emulator, revisions, tmp_path, on_active):
+    """The deployment limit hit by a race: another deployment starts while our CreateDeployment is in flight."""
+    f = ready_group(emulator)
+    emulator.admin("calls", "DELETE")
+    emulator.fault(operation="CreateDeployment", latency_ms=3000, count=1)
+    answer = {}
+
+    def ours_run():
+        answer["rc"], answer["results"], unused_report = run_playbook(
+            task("app-broken.zip", on_active=on_active), emulator.endpoint, tmp_path
+        )
+
+    ours = threading.Thread(target=ours_run)
+    ours.start()
+    deadline = time.monotonic() + 60
+    while not emulator.calls().get("codedeploy.CreateDeployment"):  # ours is held in the emulator
+        assert time.monotonic() < deadline and ours.is_alive()
+        time.sleep(0.05)
+    theirs = deploy(f, "app-good.zip")  # it will wait in Ready, active
+    ours.join(120)
+    result = answer["results"]["deploy"]
+    assert emulator.calls()["codedeploy.CreateDeployment"] == 2
+    if on_active == "fail":
+        assert answer["rc"] != 0 and result["msg"].startswith(
+            f"deployment group web-dg already has an active deployment {theirs}"
+        )
+    else:  # followed theirs to its end rather than failing or creating a second one
+        assert answer["rc"] == 0, result
+        assert result["deployment_id"] == theirs and result["status"] == "Succeeded" and result["changed"] is False
+    assert f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"] == [theirs]
 
 
 def test_timeout_says_what_it_waited_for(emulator, revisions, tmp_path):

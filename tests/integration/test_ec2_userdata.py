@@ -94,6 +94,9 @@ def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, ima
     with fake_imds() as endpoint:
         run = (
             "bash /user-data.sh > /tmp/first.log && bash /user-data.sh > /tmp/second.log && "
+            # a client setting of root's, then a third run: the helper is kept and so is the setting
+            'sed -i \'s/{/{\\n  "detachKeys": "ctrl-x",/\' /root/.docker/config.json && '
+            "bash /user-data.sh > /tmp/third.log && "
             "cat /tmp/first.log && echo ===== && cat /tmp/second.log && echo ===== && "
             "cat /etc/docker/daemon.json && echo ===== && "
             "cat /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json && echo ===== && "
@@ -114,7 +117,7 @@ def test_runs_twice_in_a_container_with_the_internet_steps_printed(tmp_path, ima
     assert "no systemd" in first
     assert json.loads(daemon)["log-driver"] == "json-file"
     assert json.loads(cwa)["logs"]["logs_collected"]["files"]["collect_list"] == logs
-    assert json.loads(client) == {"credsStore": "ecr-login"}
+    assert json.loads(client) == {"credsStore": "ecr-login", "detachKeys": "ctrl-x"}
 
 
 def test_without_an_imds_token_the_script_stops(tmp_path, image):

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from ansible_collections.bluegreen.aws.plugins.module_utils import codedeploy
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import ActiveDeployment
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import DeploymentError
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import Tracker
 
@@ -100,6 +101,21 @@ def test_an_active_deployment_of_another_revision_is_not_taken_for_ours(cd):
         "create_deployment", "DeploymentLimitExceededException", "already has an active Deployment", 400
     )
     active(stubber, "d-OTHER0001", dict(S3, key="web-1.2.2.zip"))
+    with pytest.raises(ActiveDeployment) as raised:
+        codedeploy.create_deployment(client, APP, GROUP, REVISION, None)
+    assert raised.value.deployment_id == "d-OTHER0001"
+
+
+def test_a_limit_error_with_no_active_deployment_left_is_raised_as_is(cd):
+    client, stubber = cd
+    stubber.add_client_error(
+        "create_deployment", "DeploymentLimitExceededException", "already has an active Deployment", 400
+    )
+    stubber.add_response(
+        "list_deployments",
+        {"deployments": []},
+        {"applicationName": APP, "deploymentGroupName": GROUP, "includeOnlyStatuses": codedeploy.ACTIVE_STATUSES},
+    )
     with pytest.raises(ClientError, match="DeploymentLimitExceeded"):
         codedeploy.create_deployment(client, APP, GROUP, REVISION, None)
 
