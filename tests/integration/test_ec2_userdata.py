@@ -124,3 +124,17 @@ def test_without_an_imds_token_the_script_stops(tmp_path, image):
     render(tmp_path, ec2_userdata_os="debian")
     proc = in_container(tmp_path, image, "http://127.0.0.1:9", ["bash", "/user-data.sh"], timeout=60)
     assert proc.returncode != 0 and "written" not in proc.stdout  # set -euo pipefail: nothing after a failed step
+
+
+def test_a_client_config_that_is_not_json_is_left_alone(tmp_path, image):
+    render(tmp_path, ec2_userdata_os="debian")
+    run = (
+        "mkdir -p /root/.docker && echo 'not json' > /root/.docker/config.json && "
+        "bash /user-data.sh && echo ===== && cat /root/.docker/config.json"
+    )
+    with fake_imds() as endpoint:
+        proc = in_container(tmp_path, image, endpoint, ["bash", "-c", run], timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log, client = proc.stdout.split("=====\n")
+    assert "config.json is not JSON: left alone" in log and "/etc/docker/daemon.json written" in log
+    assert client == "not json\n"
