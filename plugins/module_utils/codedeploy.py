@@ -14,8 +14,7 @@ import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
 
 try:
     from botocore.exceptions import ClientError
@@ -478,18 +477,20 @@ class Tracker:
     def info(self):
         return self.client.get_deployment(deploymentId=self.deployment_id, aws_retry=True)["deploymentInfo"]
 
-    def _gates(self, gates, label):
-        """Evaluate gates until all pass or one fails; returns (verdict, results)."""
-        while True:
-            results = [g.evaluate() for g in gates]
-            self._event(f"gates:{label}", gates=[r.to_dict() for r in results])
-            if any(r.verdict == FAIL for r in results):
-                return FAIL, results
-            if all(r.verdict == PASS for r in results):
-                return PASS, results
-            if self.clock() - self._started > self.timeout:
-                return FAIL, results
-            self.sleep(self.gate_interval)
+    def _watch(self, gates, seconds, label, until_pass, stop=None):
+        """One gate window through the gate engine, every evaluation in the timeline."""
+        return watch(
+            gates,
+            seconds,
+            self.gate_interval,
+            until_pass=until_pass,
+            deadline=self._started + self.timeout,
+            label=label,
+            clock=self.clock,
+            sleep=self.sleep,
+            record=lambda results: self._event(f"gates:{label}", gates=[r.to_dict() for r in results]),
+            stop=stop,
+        )
 
     def stop(self, reason):
         self.client.stop_deployment(deploymentId=self.deployment_id, autoRollbackEnabled=True, aws_retry=True)
@@ -512,9 +513,9 @@ class Tracker:
             if status == "Ready" and not ready_done:
                 ready_done = True
                 if self.ready_gates:
-                    verdict, results = self._gates(self.ready_gates, "ready")
-                    if verdict != PASS:
-                        self.stop("ready gates failed: " + "; ".join(r.reason for r in results if r.verdict != PASS))
+                    decision = self._watch(self.ready_gates, None, "ready", until_pass=True)
+                    if not decision.passed:
+                        self.stop(f"ready gates failed: {decision.reason}")
                         continue
                 elif not self.continue_ready:
                     self._event("LeftWaiting", reason="continue_ready=false: traffic stays on the original instances")
@@ -525,9 +526,9 @@ class Tracker:
                 self._event("ContinueRequested", wait_type="READY_WAIT")
             if info.get("instanceTerminationWaitTimeStarted") and self.bake_gates and bake_started is None:
                 bake_started = self.clock()
-                verdict, results = self._bake()
-                if verdict == FAIL:
-                    self.stop("bake gates failed: " + "; ".join(r.reason for r in results if r.verdict == FAIL))
+                decision = self._bake()
+                if not decision.passed:
+                    self.stop(f"bake gates failed: {decision.reason}")
                     continue
             if self.clock() - self._started > self.timeout:
                 result = {"deployment_id": self.deployment_id, "status": status, "timeline": self.timeline}
@@ -538,18 +539,13 @@ class Tracker:
         return info
 
     def _bake(self):
-        """Evaluate the bake gates every interval for bake_seconds (or until the deployment ends)."""
-        end = self.clock() + self.bake_seconds
-        results = []
-        while self.clock() < end:
-            results = [g.evaluate() for g in self.bake_gates]
-            self._event("gates:bake", gates=[r.to_dict() for r in results])
-            if any(r.verdict == FAIL for r in results):
-                return FAIL, results
-            if self.info()["status"] in DONE_STATUSES:
-                break
-            self.sleep(self.gate_interval)
-        return PASS, results
+        """Evaluate the bake gates for bake_seconds, or until the deployment ends."""
+
+        def ended():
+            status = self.info()["status"]
+            return f"deployment {status}" if status in DONE_STATUSES else None
+
+        return self._watch(self.bake_gates, self.bake_seconds, "bake", until_pass=False, stop=ended)
 
 
 def last_successful_revision(client, application, group):

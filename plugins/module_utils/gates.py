@@ -1,12 +1,18 @@
 # Copyright: Contributors to the bluegreen.aws project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Health gates: one protocol, evaluated repeatedly until they pass or fail.
+"""Health gates: one protocol, one evaluation loop, built from one option spec.
 
-A gate is any object with a ``name`` and an ``evaluate()`` method returning a
-:class:`GateResult` whose verdict is ``pass``, ``fail`` or ``pending`` (not decided yet:
-keep waiting).  :func:`wait_for_gate` drives a gate to a decision with an injected clock,
-so callers (the lifecycle completer, the rollout engine) never write their own loops.
+A gate is any object with a ``name`` and an ``evaluate()`` method returning a :class:`GateResult` whose
+verdict is ``pass``, ``fail`` or ``pending`` (not decided yet: keep waiting).  :func:`watch` is the only loop
+that evaluates gates (the rollout engine, the CodeDeploy tracker and the lifecycle completer all call it), and
+it keeps the rules in one place (Argo Rollouts: inconclusive analysis never promotes):
+
+- a gate that raises is a ``fail`` carrying the error;
+- a gate still ``pending`` when its window ends fails, or, when the caller chose ``on_undecided="hold"``,
+  the window ends ``held``; never a pass.
+
+:data:`GATE_OPTIONS` is the argument spec of one gate and :func:`build_gates` turns module parameters into gates.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.bluegreen.aws.plugins.module_utils.elbv2 import TargetGroupNotFound
+from ansible_collections.bluegreen.aws.plugins.module_utils.elbv2 import describe_target_group
+
+
+class GateError(ValueError):
+    """Bad gate options; the message names the parameter and the fix."""
+
 
 PASS = "pass"
 FAIL = "fail"
@@ -135,21 +149,6 @@ class HttpGate:
         return GateResult(self.name, PENDING, "waiting for consecutive successes", details)
 
 
-def wait_for_gate(gate, timeout, interval, clock=time.monotonic, sleep=time.sleep):
-    """Evaluate ``gate`` every ``interval`` seconds until it passes or fails.
-
-    A gate still pending after ``timeout`` seconds fails, with the last answer in its reason.
-    """
-    deadline = clock() + timeout
-    while True:
-        result = gate.evaluate()
-        if result.verdict != PENDING:
-            return result
-        if clock() + interval > deadline:
-            return GateResult(gate.name, FAIL, f"undecided after {timeout}s: {result.reason}", result.details)
-        sleep(interval)
-
-
 class TargetHealthGate:
     """Healthy targets of an ELBv2 target group: at least ``min_healthy`` targets and ``min_healthy_percent``.
 
@@ -228,3 +227,173 @@ class AlarmGate:
                 self.name, self.insufficient_data, f"INSUFFICIENT_DATA: {', '.join(unknown)}", {"states": states}
             )
         return GateResult(self.name, PASS, f"{len(states)} alarm(s) OK", {"states": states})
+
+
+# -- the one evaluation loop ------------------------------------------------------------------------------------------
+HELD = "held"  # a window's decision (not a gate verdict): undecided gates with on_undecided=hold
+ON_UNDECIDED = ("fail", "hold")
+
+
+@dataclass
+class Decision:
+    """What a window of gate evaluations decided: ``pass``, ``fail`` or ``held``, with the last results."""
+
+    verdict: str
+    results: list
+    reason: str = ""
+
+    @property
+    def passed(self):
+        return self.verdict == PASS
+
+
+def evaluate_gates(gates):
+    """Evaluate every gate once; returns (verdict, results).
+
+    A gate that raises (an AWS error, throttling past its retries, a bug) is a ``fail`` carrying the error:
+    a gate that cannot tell is never a pass.  One fail fails; all pass passes; anything else is pending.
+    """
+    results = []
+    for gate in gates:
+        try:
+            result = gate.evaluate()
+        except Exception as e:  # any error of a gate's own source is a failed proof of health
+            result = GateResult(getattr(gate, "name", "gate"), FAIL, f"gate error: {type(e).__name__}: {e}")
+        results.append(result)
+    if any(r.verdict == FAIL for r in results):
+        return FAIL, results
+    if all(r.verdict == PASS for r in results):
+        return PASS, results
+    return PENDING, results
+
+
+def summary(results, verdicts=(FAIL, PENDING)):
+    """``name: reason; ...`` of the results with one of ``verdicts``."""
+    return "; ".join(f"{r.name}: {r.reason}" for r in results if r.verdict in verdicts)
+
+
+def watch(
+    gates,
+    seconds,
+    interval,
+    until_pass=False,
+    on_undecided="fail",
+    deadline=None,
+    label="gates",
+    clock=time.monotonic,
+    sleep=time.sleep,
+    record=None,
+    stop=None,
+):
+    """Evaluate ``gates`` every ``interval`` seconds over a window; the one gate loop of the collection.
+
+    - ``until_pass=True`` (a pre-switch check, a ready wait): returns ``pass`` as soon as every gate passes.
+    - ``until_pass=False`` (a pause, a bake): watches the whole window; passes only if the last evaluation passed.
+    - Any gate failing (or raising) fails at once.
+    - Gates still pending when the window ends (after ``seconds``; ``None`` means only ``deadline`` ends it) fail,
+      or with ``on_undecided="hold"`` the decision is ``held``. An undecided window is never a pass.
+    - ``deadline`` (a clock value: the caller's overall timeout) ends the window as a failure, whatever the gates say.
+    - ``stop()`` (optional) is asked before each evaluation; a string it returns ends the window early, as the end
+      of the window (a bake whose deployment already finished).
+    - ``record(results)`` (optional) is called after each evaluation, for timelines.
+    """
+    if on_undecided not in ON_UNDECIDED:
+        raise ValueError(f"on_undecided must be one of {list(ON_UNDECIDED)}, got {on_undecided!r}")
+    if interval <= 0:
+        raise ValueError("the gate interval must be a positive number of seconds")
+    end = None if seconds is None else clock() + seconds
+    if end is None and deadline is None:
+        raise ValueError("a gate window needs an end: seconds, a deadline, or both")
+    if until_pass and not gates:
+        return Decision(PASS, [], f"{label}: no gates")
+    verdict, results = (PASS, []) if not gates else (PENDING, [])
+    while True:
+        ended = stop() if stop else None
+        if gates and not ended:
+            verdict, results = evaluate_gates(gates)
+            if record:
+                record(results)
+            if verdict == FAIL:
+                return Decision(FAIL, results, summary(results, (FAIL,)))
+            if until_pass and verdict == PASS:
+                return Decision(PASS, results, f"{label}: every gate passed")
+        now = clock()
+        if not ended and deadline is not None and now >= deadline:
+            timed_out = GateResult("timeout", FAIL, f"overall timeout reached during {label}")
+            return Decision(FAIL, results + [timed_out], timed_out.reason)
+        if ended or (end is not None and now >= end):
+            if verdict == PASS:
+                return Decision(PASS, results, f"{label}: every gate passed" + (f" ({ended})" if ended else ""))
+            waited = f"{seconds:g}s" if seconds is not None else "the timeout"
+            reason = f"{label}: gates undecided after {waited} ({summary(results)})"
+            if on_undecided == "hold":
+                return Decision(HELD, results, reason)
+            return Decision(FAIL, results + [GateResult("undecided", FAIL, reason)], reason)
+        limits = [t - now for t in (end, deadline) if t is not None]
+        sleep(max(0.0, min([interval] + limits)))
+
+
+# -- gates from module parameters ----------------------------------------------------------------------------------
+GATE_OPTIONS = dict(
+    type=dict(type="str", choices=["http", "target_health", "cloudwatch_alarm"], default="http"),
+    name=dict(type="str"),
+    urls=dict(type="list", elements="str"),
+    expected_status=dict(type="list", elements="int", default=[200]),
+    body_pattern=dict(type="str"),
+    timeout=dict(type="float", default=5.0),
+    success_threshold=dict(type="int", default=1),
+    failure_threshold=dict(type="int", default=3),
+    latency_ceiling_ms=dict(type="float"),
+    target_group=dict(type="str"),
+    min_healthy=dict(type="int", default=1),
+    min_healthy_percent=dict(type="int", default=100),
+    alarm_names=dict(type="list", elements="str"),
+    insufficient_data=dict(type="str", choices=["pass", "pending", "fail"], default="pending"),
+)
+GATE_NEEDS = {"http": "urls", "target_health": "target_group", "cloudwatch_alarm": "alarm_names"}
+
+
+def build_gates(raw, aws_client=None, option="gates"):
+    """Gates from module parameters (``option`` names them in errors); ``aws_client(service)`` gives retrying
+    clients for the AWS gates. Bad options raise GateError before any gate is evaluated."""
+    gates = []
+    for index, spec in enumerate(raw or []):
+        where = f"{option}[{index}]"
+        kind = spec["type"]
+        name = spec["name"] or f"{kind}[{index}]"
+        needed = GATE_NEEDS[kind]
+        if not spec[needed]:
+            raise GateError(f"{where}.{needed} is required for a {kind} gate")
+        if kind != "http" and aws_client is None:
+            raise GateError(f"{where}: a {kind} gate needs boto3 and AWS credentials")
+        try:
+            if kind == "http":
+                gate = HttpGate(
+                    spec["urls"],
+                    expected_status=tuple(spec["expected_status"]),
+                    body_pattern=spec["body_pattern"],
+                    timeout=spec["timeout"],
+                    success_threshold=spec["success_threshold"],
+                    failure_threshold=spec["failure_threshold"],
+                    latency_ceiling_ms=spec["latency_ceiling_ms"],
+                    name=name,
+                )
+            elif kind == "target_health":
+                elbv2 = aws_client("elbv2")
+                group = describe_target_group(elbv2, spec["target_group"], f"{where}.target_group")
+                gate = TargetHealthGate(
+                    elbv2,
+                    group["TargetGroupArn"],
+                    min_healthy=spec["min_healthy"],
+                    min_healthy_percent=spec["min_healthy_percent"],
+                    failure_threshold=spec["failure_threshold"],
+                    name=name,
+                )
+            else:
+                gate = AlarmGate(aws_client("cloudwatch"), spec["alarm_names"], spec["insufficient_data"], name=name)
+        except TargetGroupNotFound as e:
+            raise GateError(str(e)) from e
+        except ValueError as e:
+            raise GateError(f"{where}: {e}") from e
+        gates.append(gate)
+    return gates

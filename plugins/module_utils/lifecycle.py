@@ -21,7 +21,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import http_probe
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import wait_for_gate
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
 
 try:
     from botocore.exceptions import ClientError
@@ -186,7 +186,7 @@ def run_health_gates(check, addresses, clock=time.monotonic, sleep=time.sleep, p
         for instance_id, fields in addresses.items()
     }
     rounds = _EachDecided(gates)
-    wait_for_gate(rounds, check.wait_timeout, check.interval, clock=clock, sleep=sleep)
+    watch([rounds], check.wait_timeout, check.interval, until_pass=True, label="health_check", clock=clock, sleep=sleep)
     for instance_id, result in rounds.last.items():
         if instance_id not in rounds.decided:
             rounds.decided[instance_id] = GateResult(

@@ -12,8 +12,12 @@ A plan is a list of steps:
 - ``{"gate": True}``: wait until every gate passes (or one fails).
 
 Before the first weight above the current one, the pre-switch gates must pass: the canary pool
-gets no traffic before it is healthy.  A failing gate aborts: with ``on_failure="rollback"`` all traffic
-goes back to the stable pool and that is verified.  Everything runs under one ``timeout``.
+gets no traffic before it is healthy.  Gates are evaluated by :func:`gates.watch`, the collection's one gate
+loop: a gate that raises fails, and gates still undecided when a pause (or the pre-switch check) ends fail too,
+unless ``on_undecided="hold"`` (the run then ends ``held``, traffic where it is).  A failure of any kind (gate,
+gate error, router error, timeout) aborts: with ``on_failure="rollback"`` all traffic goes back to the stable pool
+and that is verified by reading the router back; when even that fails, the run ends ``failed`` with a reason that
+says where the traffic is and how to fix it.  Everything runs under one ``timeout``.
 
 The router's own state is the truth: a run first reads the current weights and skips the steps
 already reached, so a run killed mid-canary converges when run again.  Clock and sleep are injected.
@@ -26,9 +30,11 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HELD
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import ON_UNDECIDED
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import Decision
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
 
 ON_FAILURE = ("rollback", "pause", "fail")
 
@@ -97,7 +103,7 @@ def parse_steps(raw, allow_partial=False):
 
 @dataclass
 class Outcome:
-    status: str  # promoted | paused (for promote) | rolled_back | held (on_failure=pause) | failed
+    status: str  # promoted | paused (for promote) | rolled_back | held (on_failure=pause, on_undecided=hold) | failed
     weights: dict
     timeline: list = field(default_factory=list)
     reason: str = ""
@@ -117,12 +123,15 @@ class Rollout:
         pre_gate_timeout=120.0,
         timeout=1800.0,
         on_failure="rollback",
+        on_undecided="fail",
         promote=False,
         clock=time.monotonic,
         sleep=time.sleep,
     ):
         if on_failure not in ON_FAILURE:
             raise RolloutError(f"on_failure must be one of {list(ON_FAILURE)}, got {on_failure!r}")
+        if on_undecided not in ON_UNDECIDED:
+            raise RolloutError(f"on_undecided must be one of {list(ON_UNDECIDED)}, got {on_undecided!r}")
         if gate_interval <= 0 or timeout <= 0:
             raise RolloutError("gate_interval and timeout must be positive numbers of seconds")
         self.router = router
@@ -133,12 +142,14 @@ class Rollout:
         self.pre_gate_timeout = pre_gate_timeout
         self.timeout = timeout
         self.on_failure = on_failure
+        self.on_undecided = on_undecided
         self.promote = promote
         self.clock = clock
         self.sleep = sleep
         self.timeline = []
         self._started = None
         self._changed = False
+        self._written = None
 
     # -- timeline -------------------------------------------------------------------------------------
     def _event(self, event, weights=None, reason="", gates=None):
@@ -150,12 +161,10 @@ class Rollout:
         self.timeline.append(entry)
         return entry
 
-    def _left(self):
-        return self._started + self.timeout - self.clock()
-
     # -- router ---------------------------------------------------------------------------------------
     def _set(self, canary_weight):
         weights = self.router.weights_for(canary_weight)
+        self._written = weights
         self.router.write(weights)
         actual = self.router.read()
         if actual != weights:
@@ -164,59 +173,59 @@ class Rollout:
         return actual
 
     # -- gates ----------------------------------------------------------------------------------------
-    def _evaluate(self, gates):
-        results = [g.evaluate() for g in gates]
-        failed = [r for r in results if r.verdict == FAIL]
-        if failed:
-            return FAIL, results
-        if all(r.verdict == PASS for r in results):
-            return PASS, results
-        return PENDING, results
-
-    def _watch(self, seconds, weights, until_decided=False, gates=None, label="pause"):
-        """Evaluate gates every interval for ``seconds``; returns the failing results, or None.
-
-        With ``until_decided`` it returns as soon as every gate passes, and gates still undecided
-        after ``seconds`` (None: no limit but the overall timeout) count as failed.
-        """
-        gates = self.gates if gates is None else gates
-        end = None if seconds is None else self.clock() + seconds
-        while True:
-            results = []
-            if gates:
-                verdict, results = self._evaluate(gates)
-                if verdict == FAIL:
-                    return results
-                if until_decided and verdict == PASS:
-                    self._event("gates_passed", weights, gates=results)
-                    return None
-            elif until_decided:
-                return None
-            if self._left() <= 0:
-                return [GateResult("timeout", FAIL, f"timeout of {self.timeout:g}s reached during {label}")]
-            if end is not None and self.clock() >= end:
-                if not until_decided:
-                    return None
-                pending = "; ".join(f"{r.name}: {r.reason}" for r in results if r.verdict == PENDING)
-                return [GateResult("undecided", FAIL, f"{label} gates undecided after {seconds:g}s ({pending})")]
-            wait = min(self.gate_interval, self._left())
-            if end is not None:
-                wait = min(wait, end - self.clock())
-            self.sleep(wait)
+    def _watch(self, gates, seconds, weights, until_pass, label):
+        """One gate window through the gate engine, under the overall timeout."""
+        return watch(
+            gates,
+            seconds,
+            self.gate_interval,
+            until_pass=until_pass,
+            on_undecided=self.on_undecided,
+            deadline=self._started + self.timeout,
+            label=label,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
 
     # -- abort ----------------------------------------------------------------------------------------
-    def _abort(self, weights, results):
-        reason = "; ".join(f"{r.name}: {r.reason}" for r in results if r.verdict == FAIL) or "gate failed"
-        self._event("gate_failed", weights, reason, gates=results)
-        if self.on_failure == "rollback":
+    def _abort(self, weights, decision):
+        """End the run after a failed or held window; every path ends on the stable pool or says where traffic is."""
+        if decision.verdict == HELD:
+            self._event("held", weights, decision.reason, gates=decision.results)
+            reason = f"{decision.reason}; traffic left at {weights} (on_undecided=hold): run again to go on"
+            return Outcome("held", weights, self.timeline, reason, self._changed)
+        reason = decision.reason or "gate failed"
+        self._event("gate_failed", weights, reason, gates=decision.results)
+        if self.on_failure != "rollback":
+            status = "held" if self.on_failure == "pause" else "failed"
+            self._event(status, weights, reason)
+            return Outcome(status, weights, self.timeline, reason, self._changed)
+        stable = self.router.weights_for(0)
+        try:
             current = self.router.read()
-            if current != self.router.weights_for(0):
+            if current != stable:
                 current = self._set(0)
-            self._event("rolled_back", current, "all traffic on the stable pool, verified")
-            return Outcome("rolled_back", current, self.timeline, reason, self._changed)
-        status = "held" if self.on_failure == "pause" else "failed"
-        self._event(status, weights, reason)
-        return Outcome(status, weights, self.timeline, reason, self._changed)
+        except Exception as e:  # the rollback itself failed: say where the traffic is and how to fix it
+            return self._rollback_failed(weights, reason, e)
+        self._event("rolled_back", current, "all traffic on the stable pool, verified")
+        return Outcome("rolled_back", current, self.timeline, reason, self._changed)
+
+    def _rollback_failed(self, weights, reason, error):
+        try:
+            where = f"the router now reads {self.router.read()}"
+        except Exception as e:
+            where = (
+                f"the router cannot be read ({type(e).__name__}: {e}); last weights read {weights}, "
+                f"last weights written {self._written}"
+            )
+        message = (
+            f"{reason}; ROLLBACK FAILED ({type(error).__name__}: {error}): {where}. "
+            f"Traffic may still reach the canary pool {self.router.canary}. Fix the router, then run again with "
+            f"steps [{{weight: 0}}] (allow_partial: true) or swap stable and canary with steps [{{weight: 100}}] "
+            f"to put all traffic on {self.router.stable}"
+        )
+        self._event("rollback_failed", weights, message)
+        return Outcome("failed", weights, self.timeline, message, True)
 
     # -- run ------------------------------------------------------------------------------------------
     def run(self):
@@ -238,35 +247,45 @@ class Rollout:
         if resume:
             self._event("resume", weights, f"steps before step {resume} already reached")
 
-        pre_checked = False
-        for index in range(resume, len(self.steps)):
-            step = self.steps[index]
-            if step.weight is not None:
-                if step.weight > current and not pre_checked and self.pre_gates:
-                    failing = self._watch(
-                        self.pre_gate_timeout, weights, until_decided=True, gates=self.pre_gates, label="pre-switch"
-                    )
-                    if failing is not None:
-                        return self._abort(weights, failing)
-                    pre_checked = True
-                if self._left() <= 0:
-                    return self._abort(weights, [GateResult("timeout", FAIL, f"timeout of {self.timeout:g}s reached")])
-                try:
-                    weights = self._set(step.weight)
-                except Exception as e:  # the router refused or is unreachable: do not leave a half-applied step
-                    return self._abort(self.router.read(), [GateResult("router", FAIL, f"{type(e).__name__}: {e}")])
-                current = step.weight
-                self._event("weight", weights, step.describe())
-            elif step.until_promoted:
-                if not self.promote:
-                    self._event("paused", weights, "waiting for promote")
-                    return Outcome("paused", weights, self.timeline, "waiting for promote", self._changed)
-                self._event("promoted", weights, "promote given")
-            else:
-                failing = self._watch(None if step.gate else step.pause, weights, step.gate, label=step.describe())
-                if failing is not None:
-                    return self._abort(weights, failing)
-                if not step.gate:
-                    self._event("pause_done", weights, step.describe())
-        self._event("done", weights, f"canary at {current}%")
-        return Outcome("promoted", weights, self.timeline, f"canary at {current}%", self._changed)
+        state = {"weights": weights, "current": current, "pre_checked": False}
+        try:
+            for index in range(resume, len(self.steps)):
+                decision = self._step(self.steps[index], state)
+                if isinstance(decision, Outcome):
+                    return decision
+                if decision is not None and not decision.passed:
+                    return self._abort(state["weights"], decision)
+        except Exception as e:  # a router or engine error mid-run: never leave a half-applied step
+            failure = GateResult("router", FAIL, f"{type(e).__name__}: {e}")
+            return self._abort(state["weights"], Decision(FAIL, [failure], f"router: {failure.reason}"))
+        self._event("done", state["weights"], f"canary at {state['current']}%")
+        return Outcome("promoted", state["weights"], self.timeline, f"canary at {state['current']}%", self._changed)
+
+    def _step(self, step, state):
+        """Run one step; returns a gate Decision, an Outcome (paused for promote), or None."""
+        if step.weight is not None:
+            if step.weight > state["current"] and not state["pre_checked"] and self.pre_gates:
+                decision = self._watch(self.pre_gates, self.pre_gate_timeout, state["weights"], True, "pre-switch")
+                if not decision.passed:
+                    return decision
+                self._event("gates_passed", state["weights"], gates=decision.results)
+                state["pre_checked"] = True
+            if self.clock() >= self._started + self.timeout:
+                reason = f"timeout of {self.timeout:g}s reached before {step.describe()}"
+                return Decision(FAIL, [GateResult("timeout", FAIL, reason)], reason)
+            state["weights"] = self._set(step.weight)
+            state["current"] = step.weight
+            self._event("weight", state["weights"], step.describe())
+            return None
+        if step.until_promoted:
+            if not self.promote:
+                self._event("paused", state["weights"], "waiting for promote")
+                return Outcome("paused", state["weights"], self.timeline, "waiting for promote", self._changed)
+            self._event("promoted", state["weights"], "promote given")
+            return None
+        decision = self._watch(
+            self.gates, None if step.gate else step.pause, state["weights"], step.gate, step.describe()
+        )
+        if decision.passed:
+            self._event("gates_passed" if step.gate else "pause_done", state["weights"], step.describe())
+        return decision

@@ -1,18 +1,14 @@
 # Copyright: Contributors to the bluegreen.aws project
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""What the traffic modules share: building routers and gates from module parameters, one argument spec."""
+"""What the traffic modules share: building the router from module parameters, one argument spec."""
 
 from __future__ import annotations
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import AlarmGate
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import TargetHealthGate
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.alb import AlbRouter
-from ansible_collections.bluegreen.aws.plugins.module_utils.routers.alb import describe_target_group
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.haproxy import HaproxyRouter
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.nginx import NginxRouter
@@ -56,24 +52,6 @@ ROUTER_ARGS = dict(
     ),
 )
 
-GATE_OPTIONS = dict(
-    type=dict(type="str", choices=["http", "target_health", "cloudwatch_alarm"], default="http"),
-    name=dict(type="str"),
-    urls=dict(type="list", elements="str"),
-    expected_status=dict(type="list", elements="int", default=[200]),
-    body_pattern=dict(type="str"),
-    timeout=dict(type="float", default=5.0),
-    success_threshold=dict(type="int", default=1),
-    failure_threshold=dict(type="int", default=3),
-    latency_ceiling_ms=dict(type="float"),
-    target_group=dict(type="str"),
-    min_healthy=dict(type="int", default=1),
-    min_healthy_percent=dict(type="int", default=100),
-    alarm_names=dict(type="list", elements="str"),
-    insufficient_data=dict(type="str", choices=["pass", "pending", "fail"], default="pending"),
-)
-GATE_NEEDS = {"http": "urls", "target_health": "target_group", "cloudwatch_alarm": "alarm_names"}
-
 
 def build_router(params, aws_client=None):
     """The router the parameters ask for; ``aws_client(service)`` gives retrying clients, for ``router=alb``."""
@@ -104,54 +82,6 @@ def build_router(params, aws_client=None):
             rule_arn=options["rule_arn"],
         )
     raise RouterError(f"router: unknown router {kind!r}")
-
-
-def build_gates(raw, aws_client=None):
-    """Gates from module parameters; ``aws_client(service)`` gives retrying clients for the AWS gates."""
-    gates = []
-    for index, spec in enumerate(raw or []):
-        kind = spec["type"]
-        name = spec["name"] or f"{kind}[{index}]"
-        needed = GATE_NEEDS[kind]
-        if not spec[needed]:
-            raise RouterError(f"gates[{index}].{needed} is required for a {kind} gate")
-        if kind != "http" and aws_client is None:
-            raise RouterError(f"gates[{index}]: a {kind} gate needs boto3 and AWS credentials")
-        try:
-            if kind == "http":
-                gates.append(
-                    HttpGate(
-                        spec["urls"],
-                        expected_status=tuple(spec["expected_status"]),
-                        body_pattern=spec["body_pattern"],
-                        timeout=spec["timeout"],
-                        success_threshold=spec["success_threshold"],
-                        failure_threshold=spec["failure_threshold"],
-                        latency_ceiling_ms=spec["latency_ceiling_ms"],
-                        name=name,
-                    )
-                )
-            elif kind == "target_health":
-                elbv2 = aws_client("elbv2")
-                gates.append(
-                    TargetHealthGate(
-                        elbv2,
-                        describe_target_group(elbv2, spec["target_group"], f"gates[{index}].target_group")[
-                            "TargetGroupArn"
-                        ],
-                        min_healthy=spec["min_healthy"],
-                        min_healthy_percent=spec["min_healthy_percent"],
-                        failure_threshold=spec["failure_threshold"],
-                        name=name,
-                    )
-                )
-            else:
-                gates.append(
-                    AlarmGate(aws_client("cloudwatch"), spec["alarm_names"], spec["insufficient_data"], name=name)
-                )
-        except ValueError as e:
-            raise RouterError(f"gates[{index}]: {e}") from e
-    return gates
 
 
 def describe(router):

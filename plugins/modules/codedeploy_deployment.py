@@ -176,9 +176,9 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import de
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import diagnostics
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import last_successful_revision
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
-from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
-from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
-from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
 
 
 def main():
@@ -219,8 +219,8 @@ def main():
     codedeploy = client("codedeploy")
     result = dict(deployment_id=None, status=None, timeline=[], diagnostics=[])
     try:
-        ready_gates = build_gates(p["ready_gates"], client)
-        bake_gates = build_gates(p["bake_gates"], client)
+        ready_gates = build_gates(p["ready_gates"], client, option="ready_gates")
+        bake_gates = build_gates(p["bake_gates"], client, option="bake_gates")
         active = active_deployment(codedeploy, p["application"], p["deployment_group"])
         if p["state"] == "stopped":
             if active is None:
@@ -274,7 +274,7 @@ def main():
             )
             module.fail_json(msg=f"deployment {deployment_id} {info['status']}: {reason}", changed=changed, **result)
         module.exit_json(changed=changed, **result)
-    except RouterError as e:
+    except GateError as e:
         module.fail_json(msg=str(e), **result)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to deploy to {p['application']}/{p['deployment_group']}", **result)

@@ -15,8 +15,13 @@ description:
     pause, 50%, pause, 100%, while health gates are evaluated every O(gate_interval) seconds during pauses.
   - Before the canary gets any traffic, the gates must pass (see O(pre_switch_check)), so an unhealthy canary never
     receives a request.
-  - A failing gate or the O(timeout) aborts; with O(on_failure=rollback) all traffic goes back to the stable pool
-    and the module verifies it did.
+  - Gates decide C(pass), C(fail) or C(pending). A gate whose own source errors (AccessDenied, throttling past the
+    retries, a refused connection) counts as failed, with the error in the reason.
+  - A gate still undecided when a pause (or the pre-switch check) ends is never a pass. It fails, unless
+    O(on_undecided=hold), which stops the run as RV(status=held) with the traffic where it is.
+  - A failing gate, a gate error, a router error or the O(timeout) aborts; with O(on_failure=rollback) all traffic
+    goes back to the stable pool and the module verifies it by reading the router back. If even that fails, the task
+    fails with a message that says where the traffic is and how to put it on the stable pool.
   - The router's own state is the truth. The module reads the current weights first and skips the steps already
     reached, so a run that was killed mid-canary converges when run again, and a run at the final weight is
     C(changed=false).
@@ -66,6 +71,15 @@ options:
     type: str
     choices: ['rollback', 'pause', 'fail']
     default: rollback
+  on_undecided:
+    description:
+      - What a gate still undecided (C(pending)) at the end of a pause or of the pre-switch check means.
+      - V(fail) treats it as a failed gate (O(on_failure) decides what happens to the traffic).
+      - V(hold) stops the run with RV(status=held) and leaves the traffic where it is, so a person can look; the task
+        fails and says so. Run it again to go on. It never counts as a pass.
+    type: str
+    choices: ['fail', 'hold']
+    default: fail
   promote:
     description: "Continue past a C({pause: null}) step."
     type: bool
@@ -147,7 +161,8 @@ RETURN = r"""
 status:
   description:
     - V(promoted) (at the final weight), V(paused) (waiting for O(promote)), V(rolled_back) (a gate failed, all traffic
-      back on the stable pool), V(held) (a gate failed with O(on_failure=pause)), V(failed) (O(on_failure=fail)),
+      back on the stable pool), V(held) (a gate failed with O(on_failure=pause), or stayed undecided with
+      O(on_undecided=hold)), V(failed) (O(on_failure=fail), or the rollback itself failed: see RV(reason)),
       or V(planned) in check mode.
   returned: always
   type: str
@@ -188,15 +203,16 @@ timeline:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import AWS_ERRORS
-from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import aws_clients
-from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_gates
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
 
 
@@ -211,6 +227,7 @@ def main():
         gate_interval=dict(type="float", default=5),
         timeout=dict(type="float", default=1800),
         on_failure=dict(type="str", choices=["rollback", "pause", "fail"], default="rollback"),
+        on_undecided=dict(type="str", choices=["fail", "hold"], default="fail"),
         promote=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, check_boto3=False)
@@ -218,7 +235,7 @@ def main():
     try:
         steps = parse_steps(p["steps"], allow_partial=p["allow_partial"])
         aws_client = aws_clients(module)
-        gates = build_gates(p["gates"], aws_client)
+        gates = build_gates(p["gates"], aws_client, option="gates")
         router = build_router(p, aws_client)
         engine = Rollout(
             router,
@@ -229,10 +246,11 @@ def main():
             pre_gate_timeout=p["pre_switch_timeout"],
             timeout=p["timeout"],
             on_failure=p["on_failure"],
+            on_undecided=p["on_undecided"],
             promote=p["promote"],
         )
         before = router.read()
-    except (RolloutError, RouterError) as e:
+    except (RolloutError, RouterError, GateError) as e:
         module.fail_json(msg=str(e))
     except AWS_ERRORS as e:  # router=alb
         module.fail_json_aws(e, msg="Failed to read the router's weights")
@@ -258,8 +276,8 @@ def main():
         outcome = engine.run()
     except (RolloutError, RouterError) as e:
         module.fail_json(msg=str(e), **result)
-    except AWS_ERRORS as e:  # router=alb; the engine did not finish
-        module.fail_json_aws(e, msg="Failed while switching traffic", **result)
+    except AWS_ERRORS as e:  # router=alb: only the first read raises (later errors end in a verified rollback)
+        module.fail_json_aws(e, msg="Failed to read the listener's weights; nothing was changed", **result)
 
     result.update(
         changed=outcome.changed,

@@ -1,11 +1,15 @@
 """The HAProxy router and the rollout engine against real HAProxy and demo app processes."""
 
+import http.server
+import itertools
 import json
 import os
 import socket
+import threading
 import time
 
 import pytest
+from cdfleet import alarm
 from conftest import run_tasks
 from dataplane import Processes
 from dataplane import free_port
@@ -170,3 +174,95 @@ def test_module_missing_socket_names_the_parameter(tmp_path):
 """
     rc, results, unused_report = run_tasks(task, tmp_path)
     assert rc != 0 and "haproxy.socket: " in results["switch"]["msg"] and "does not exist" in results["switch"]["msg"]
+
+
+# -- issue 11: an undecided gate never promotes; a gate whose source errors rolls back ---------------------------------
+class Flapping(http.server.BaseHTTPRequestHandler):
+    """A health endpoint that alternates 200 and 503, so no threshold is ever reached."""
+
+    answers = itertools.count()
+
+    def do_GET(self):
+        status = 200 if next(type(self).answers) % 2 == 0 else 503
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flapping_health():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flapping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    server.shutdown()
+
+
+def switch_task(hap, gates, extra=""):
+    return f"""\
+- name: switch
+  bluegreen.aws.traffic_switch:
+    haproxy: {{socket: "{hap['socket']}", backend: app, config: "{hap['config']}"}}
+    stable: blue
+    canary: green
+    steps: [{{weight: 10}}, {{pause: 3}}, {{weight: 50}}, {{pause: 3}}, {{weight: 100}}]
+    pre_switch_check: false
+    gate_interval: 0.25
+    gates: {json.dumps(gates)}
+{extra}"""
+
+
+def canary_weights(result):
+    return [e["weights"]["green"] for e in result["timeline"]]
+
+
+def test_flapping_canary_never_exceeds_its_first_step_and_ends_on_stable(stack, flapping_health):
+    hap, router, ports = stack()
+    gate = {"name": "green-health", "urls": [flapping_health], "success_threshold": 2, "failure_threshold": 3}
+    rc, results, unused = run_tasks(switch_task(hap, [gate]), stack.tmp)
+    switch = results["switch"]
+    assert rc != 0 and switch["status"] == "rolled_back", switch
+    assert max(canary_weights(switch)) == 10  # the first step, never 50
+    assert "gates undecided after 3s" in switch["reason"] and "green-health" in switch["reason"]
+    assert switch["weights"] == {"blue": 100, "green": 0} and router.read() == {"blue": 100, "green": 0}
+    assert versions(hap["url"]) == {"v1": 40}
+
+
+def test_flapping_canary_with_on_undecided_hold_stays_at_its_first_step(stack, flapping_health):
+    hap, router, ports = stack()
+    gate = {"name": "green-health", "urls": [flapping_health], "success_threshold": 2, "failure_threshold": 3}
+    rc, results, unused = run_tasks(switch_task(hap, [gate], "    on_undecided: hold\n"), stack.tmp)
+    switch = results["switch"]
+    assert rc != 0 and switch["status"] == "held", switch
+    assert "traffic switch held" in switch["msg"] and "on_undecided=hold" in switch["msg"]
+    assert switch["weights"] == {"blue": 90, "green": 10} and router.read() == {"blue": 90, "green": 10}
+
+
+def test_gate_whose_aws_call_errors_mid_canary_ends_on_stable(stack, emulator):
+    """The alarm gate passes, the canary gets 10%; then DescribeAlarms answers AccessDenied: all back to blue."""
+    hap, router, ports = stack()
+    alarm(emulator.client("cloudwatch"), "green-5xx", "OK")
+    gate = {"type": "cloudwatch_alarm", "name": "green-alarms", "alarm_names": ["green-5xx"]}
+    header = (
+        f"module_defaults:\n  group/bluegreen.aws.aws:\n    endpoint_url: {emulator.url}\n"
+        f"    region: {emulator.region}\n    access_key: testing\n    secret_key: testing\n"
+    )
+
+    def deny_when_the_canary_has_traffic():
+        deadline = time.monotonic() + 60
+        while router.read()["green"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emulator.fault(operation="DescribeAlarms", code="AccessDenied", status=403, message="not authorized")
+
+    injector = threading.Thread(target=deny_when_the_canary_has_traffic, daemon=True)
+    injector.start()
+    rc, results, unused = run_tasks(switch_task(hap, [gate]), stack.tmp, header=header)
+    injector.join(5)
+    switch = results["switch"]
+    assert rc != 0 and switch["status"] == "rolled_back", switch
+    assert "green-alarms: gate error" in switch["reason"] and "AccessDenied" in switch["reason"]
+    assert max(canary_weights(switch)) == 10
+    assert router.read() == {"blue": 100, "green": 0}
+    assert versions(hap["url"]) == {"v1": 40}

@@ -15,28 +15,18 @@ from __future__ import annotations
 
 import copy
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
+from ansible_collections.bluegreen.aws.plugins.module_utils import elbv2
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import Router
 from ansible_collections.bluegreen.aws.plugins.module_utils.routers.base import RouterError
 
-try:
-    from botocore.exceptions import ClientError
-except ImportError:  # handled by the module
-    ClientError = Exception
-
-
-def _code(error):
-    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
-
 
 def describe_target_group(client, value, parameter):
-    """A target group by name or ARN; an unknown group is a RouterError naming ``parameter``."""
-    params = {"TargetGroupArns": [value]} if value.startswith("arn:") else {"Names": [value]}
     try:
-        return client.describe_target_groups(aws_retry=True, **params)["TargetGroups"][0]
-    except ClientError as e:
-        if _code(e) in ("TargetGroupNotFound", "ValidationError"):
-            raise RouterError(f"{parameter}: target group {value} not found in this account and region") from e
-        raise
+        return elbv2.describe_target_group(client, value, parameter)
+    except elbv2.TargetGroupNotFound as e:
+        raise RouterError(str(e)) from e
 
 
 class AlbRouter(Router):
@@ -58,10 +48,8 @@ class AlbRouter(Router):
     def _listener(self):
         try:
             found = self.client.describe_listeners(ListenerArns=[self.listener_arn], aws_retry=True)["Listeners"]
-        except ClientError as e:
-            if _code(e) in ("ListenerNotFound", "ValidationError"):
-                raise RouterError(f"alb.listener_arn: listener {self.listener_arn} not found") from e
-            raise
+        except is_boto3_error_code(["ListenerNotFound", "ValidationError"]) as e:
+            raise RouterError(f"alb.listener_arn: listener {self.listener_arn} not found") from e
         return found[0]
 
     def _resolve(self, given):
@@ -85,10 +73,8 @@ class AlbRouter(Router):
         if self.rule_arn:
             try:
                 rules = self.client.describe_rules(RuleArns=[self.rule_arn], aws_retry=True)["Rules"]
-            except ClientError as e:
-                if _code(e) in ("RuleNotFound", "ValidationError"):
-                    raise RouterError(f"alb.rule_arn: rule {self.rule_arn} not found") from e
-                raise
+            except is_boto3_error_code(["RuleNotFound", "ValidationError"]) as e:
+                raise RouterError(f"alb.rule_arn: rule {self.rule_arn} not found") from e
             return rules[0]["Actions"]
         return self._listener()["DefaultActions"]
 

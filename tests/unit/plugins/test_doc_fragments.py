@@ -3,7 +3,7 @@
 import yaml
 
 from ansible_collections.bluegreen.aws.plugins.doc_fragments.gates import ModuleDocFragment
-from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import GATE_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 
 
 def test_every_gate_option_is_documented_the_same_way_everywhere():

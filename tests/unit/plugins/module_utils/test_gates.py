@@ -8,12 +8,14 @@ import time
 import pytest
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HELD
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import evaluate_gates
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import http_probe
-from ansible_collections.bluegreen.aws.plugins.module_utils.gates import wait_for_gate
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -134,14 +136,83 @@ class Scripted:
         return GateResult(self.name, self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0], "why")
 
 
-def test_wait_for_gate_returns_first_decision(clock):
+def test_watch_until_pass_returns_first_decision(clock):
     gate = Scripted([PENDING, PENDING, PASS])
-    assert wait_for_gate(gate, timeout=60, interval=5, clock=clock, sleep=clock.sleep).verdict == PASS
+    decision = watch([gate], 60, 5, until_pass=True, clock=clock, sleep=clock.sleep)
+    assert decision.verdict == PASS and decision.passed
     assert gate.calls == 3 and clock.now == 10
 
 
-def test_wait_for_gate_times_out_as_failure_with_last_reason(clock):
+def test_watch_undecided_at_the_end_of_a_window_fails_with_the_last_reason(clock):
     gate = Scripted([PENDING])
-    result = wait_for_gate(gate, timeout=12, interval=5, clock=clock, sleep=clock.sleep)
-    assert result.verdict == FAIL and result.reason == "undecided after 12s: why"
-    assert clock.now == 10
+    decision = watch([gate], 12, 5, until_pass=True, label="ready", clock=clock, sleep=clock.sleep)
+    assert decision.verdict == FAIL and not decision.passed
+    assert decision.reason == "ready: gates undecided after 12s (scripted: why)"
+    assert clock.now == 12 and decision.results[-1].name == "undecided"
+
+
+def test_watch_a_pause_that_ends_pending_is_never_a_pass(clock):
+    """The rule that used to promote a canary: pass, then pending at the end of the pause."""
+    gate = Scripted([PASS, PASS, PENDING])
+    decision = watch([gate], 10, 5, clock=clock, sleep=clock.sleep)
+    assert decision.verdict == FAIL and "undecided" in decision.reason
+    assert gate.calls == 3
+
+
+def test_watch_a_pause_passes_only_when_the_last_evaluation_passed(clock):
+    gate = Scripted([PENDING, PASS, PASS])
+    decision = watch([gate], 10, 5, clock=clock, sleep=clock.sleep)
+    assert decision.verdict == PASS and clock.now == 10 and gate.calls == 3
+
+
+def test_watch_on_undecided_hold_holds_and_does_not_pass(clock):
+    decision = watch([Scripted([PENDING])], 10, 5, on_undecided="hold", clock=clock, sleep=clock.sleep)
+    assert decision.verdict == HELD and not decision.passed
+    assert "undecided after 10s" in decision.reason
+
+
+def test_watch_a_failing_gate_fails_at_once_even_with_hold(clock):
+    decision = watch([Scripted([PENDING, FAIL])], 60, 5, on_undecided="hold", clock=clock, sleep=clock.sleep)
+    assert decision.verdict == FAIL and clock.now == 5
+
+
+class Raising:
+    name = "alarms"
+
+    def evaluate(self):
+        raise RuntimeError("AccessDenied: not authorized to perform cloudwatch:DescribeAlarms")
+
+
+def test_a_gate_that_raises_is_a_fail_carrying_the_error(clock):
+    verdict, results = evaluate_gates([Scripted([PASS]), Raising()])
+    assert verdict == FAIL
+    assert results[1].verdict == FAIL and "AccessDenied" in results[1].reason and results[1].name == "alarms"
+    decision = watch([Raising()], 60, 5, clock=clock, sleep=clock.sleep)
+    assert decision.verdict == FAIL and "AccessDenied" in decision.reason and clock.now == 0
+
+
+def test_watch_deadline_fails_whatever_the_gates_say(clock):
+    decision = watch([Scripted([PASS])], None, 5, deadline=12, label="pause 30s", clock=clock, sleep=clock.sleep)
+    assert decision.verdict == FAIL and decision.reason == "overall timeout reached during pause 30s"
+    assert clock.now == 12
+
+
+def test_watch_stop_ends_the_window_early_with_the_last_verdict(clock):
+    ended = iter([None, None, "deployment Succeeded"])
+    gate = Scripted([PASS])
+    decision = watch([gate], 300, 5, stop=lambda: next(ended), clock=clock, sleep=clock.sleep)
+    assert decision.verdict == PASS and "deployment Succeeded" in decision.reason and clock.now == 10
+    assert gate.calls == 2
+
+
+def test_watch_without_gates(clock):
+    assert watch([], 30, 5, clock=clock, sleep=clock.sleep).verdict == PASS and clock.now == 30
+    assert watch([], None, 5, until_pass=True, deadline=99, clock=clock, sleep=clock.sleep).verdict == PASS
+    assert clock.now == 30
+
+
+def test_watch_refuses_a_window_without_end_and_a_bad_on_undecided(clock):
+    with pytest.raises(ValueError, match="needs an end"):
+        watch([Scripted([PASS])], None, 5, clock=clock)
+    with pytest.raises(ValueError, match="on_undecided"):
+        watch([Scripted([PASS])], 5, 5, on_undecided="pass", clock=clock)

@@ -113,7 +113,7 @@ def test_on_failure_pause_or_fail_leaves_weights_where_they_are(on_failure, stat
 def test_timeout_aborts_and_rolls_back(clock):
     router = MemoryRouter()
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], timeout=40).run()
-    assert outcome.status == "rolled_back" and "timeout of 40s" in outcome.reason
+    assert outcome.status == "rolled_back" and "overall timeout reached during pause 30s" in outcome.reason
     assert router.state == {"blue": 100, "green": 0}
     assert clock.now <= 40
 
@@ -220,3 +220,104 @@ def test_normalize_any_scale():
     assert router.normalize({"blue": 0, "green": 0}) == {"blue": 0, "green": 0}
     assert router.live({"blue": 0, "green": 100}) == "green"
     assert router.live({"blue": 50, "green": 50}) is None
+
+
+# -- issue 11: an undecided gate never promotes, errors roll back, a failed rollback says where traffic is -------------
+def test_gate_still_pending_at_the_end_of_a_pause_rolls_back_without_the_pre_switch_check(clock):
+    """Passes at first (the canary gets 10%), then stays undecided: the pause must not move on to 50%."""
+    router = MemoryRouter()
+    gate = Gate(clock, [(0, PASS), (3, PENDING)], name="flapping")
+    outcome = rollout(router, clock, gates=[gate]).run()
+    assert outcome.status == "rolled_back"
+    assert router.writes == [{"blue": 90, "green": 10}, {"blue": 100, "green": 0}]
+    assert "pause 30s: gates undecided after 30s (flapping: pending at 30)" in outcome.reason
+    assert router.state == {"blue": 100, "green": 0}
+
+
+def test_gate_still_pending_at_the_end_of_a_pause_holds_with_on_undecided_hold(clock):
+    router = MemoryRouter()
+    gate = Gate(clock, [(0, PASS), (3, PENDING)], name="alarm")
+    outcome = rollout(router, clock, gates=[gate], on_undecided="hold").run()
+    assert outcome.status == "held"
+    assert router.writes == [{"blue": 90, "green": 10}]  # traffic unchanged, not moved on, not rolled back
+    assert outcome.weights == {"blue": 90, "green": 10}
+    assert "traffic left at {'blue': 90, 'green': 10} (on_undecided=hold)" in outcome.reason
+    assert outcome.timeline[-1]["event"] == "held"
+
+
+def test_pre_switch_check_undecided_holds_before_any_weight_with_hold(clock):
+    router = MemoryRouter()
+    outcome = rollout(router, clock, pre_gates=[Gate(clock, [(0, PENDING)])], on_undecided="hold").run()
+    assert outcome.status == "held" and router.writes == []
+
+
+class RaisingGate:
+    """Passes, then its backing call errors (AccessDenied, throttling past retries)."""
+
+    name = "alarms"
+
+    def __init__(self, clock, after):
+        self.clock = clock
+        self.after = after
+
+    def evaluate(self):
+        if self.clock.now >= self.after:
+            raise RuntimeError("An error occurred (AccessDenied) when calling the DescribeAlarms operation")
+        return GateResult(self.name, PASS, "OK")
+
+
+def test_a_gate_raising_mid_canary_rolls_back_verified(clock):
+    router = MemoryRouter()
+    outcome = rollout(router, clock, gates=[RaisingGate(clock, after=40)]).run()
+    assert outcome.status == "rolled_back"
+    assert router.state == {"blue": 100, "green": 0}
+    assert "alarms: gate error: RuntimeError: An error occurred (AccessDenied)" in outcome.reason
+    assert outcome.timeline[-1] == {
+        "t": outcome.timeline[-1]["t"],
+        "event": "rolled_back",
+        "weights": {"blue": 100, "green": 0},
+        "reason": "all traffic on the stable pool, verified",
+    }
+
+
+class BrokenRouter(MemoryRouter):
+    """Takes the first weight, then refuses every write (and, with ``unreadable``, every read after that)."""
+
+    def __init__(self, unreadable=False):
+        super().__init__()
+        self.unreadable = unreadable
+
+    def write(self, weights):
+        if self.writes:
+            raise RuntimeError("ModifyListener: AccessDenied")
+        super().write(weights)
+
+    def read(self):
+        if self.unreadable and self.writes:
+            raise RuntimeError("DescribeListeners: endpoint unreachable")
+        return super().read()
+
+
+def test_router_failing_during_rollback_names_where_traffic_is_and_the_fix(clock):
+    router = BrokenRouter()
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS), (12, FAIL)])]).run()
+    assert outcome.status == "failed"
+    assert "ROLLBACK FAILED (RuntimeError: ModifyListener: AccessDenied)" in outcome.reason
+    assert "the router now reads {'blue': 90, 'green': 10}" in outcome.reason
+    assert "put all traffic on blue" in outcome.reason
+    assert outcome.timeline[-1]["event"] == "rollback_failed"
+
+
+def test_unreadable_router_during_rollback_gives_the_last_known_weights(clock):
+    router = BrokenRouter(unreadable=True)
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS), (12, FAIL)])]).run()
+    assert outcome.status == "failed" and router.writes == [{"blue": 90, "green": 10}]
+    assert "the router cannot be read (RuntimeError: DescribeListeners: endpoint unreachable)" in outcome.reason
+    # the first write went through but could not be read back: both are said, the traffic may be at either
+    assert "last weights read {'blue': 100, 'green': 0}" in outcome.reason
+    assert "last weights written {'blue': 90, 'green': 10}" in outcome.reason
+
+
+def test_bad_on_undecided_is_refused():
+    with pytest.raises(RolloutError, match="on_undecided must be one of"):
+        Rollout(MemoryRouter(), parse_steps([{"weight": 100}]), on_undecided="pass")
