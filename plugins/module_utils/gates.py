@@ -241,6 +241,7 @@ class Decision:
     verdict: str
     results: list
     reason: str = ""
+    aborted: bool = False  # an operator's abort mark, not a gate: it rolls back whatever on_failure says
 
     @property
     def passed(self):
@@ -284,6 +285,7 @@ def watch(
     sleep=time.sleep,
     record=None,
     stop=None,
+    abort=None,
 ):
     """Evaluate ``gates`` every ``interval`` seconds over a window; the one gate loop of the collection.
 
@@ -296,6 +298,8 @@ def watch(
     - ``stop()`` (optional) is asked before each evaluation; a string it returns ends the window early, as the end
       of the window (a bake whose deployment already finished).
     - ``record(results)`` (optional) is called after each evaluation, for timelines.
+    - ``abort()`` (optional) is asked before each evaluation; a string it returns (an operator's abort mark) fails
+      the window at once, whatever the gates say, so an abort is seen within one interval.
     """
     if on_undecided not in ON_UNDECIDED:
         raise ValueError(f"on_undecided must be one of {list(ON_UNDECIDED)}, got {on_undecided!r}")
@@ -308,6 +312,10 @@ def watch(
         return Decision(PASS, [], f"{label}: no gates")
     verdict, results = (PASS, []) if not gates else (PENDING, [])
     while True:
+        aborted = abort() if abort else None
+        if aborted:
+            marked = GateResult("abort", FAIL, aborted)
+            return Decision(FAIL, results + [marked], f"aborted: {aborted}", aborted=True)
         ended = stop() if stop else None
         if gates and not ended:
             verdict, results = evaluate_gates(gates)

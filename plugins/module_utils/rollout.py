@@ -11,6 +11,9 @@ A plan is a list of steps:
   ``{"pause": None}`` stops the run as ``paused`` until it is run again with ``promote``;
 - ``{"gate": True}``: wait until every gate passes (or one fails).
 
+An ``abort()`` callable (an operator's abort mark, read by the caller) is asked before every step and every gate
+evaluation: a reason it returns aborts the run like a failed gate, within one gate interval.
+
 Before the first weight above the current one, the pre-switch gates must pass: the canary pool
 gets no traffic before it is healthy.  Gates are evaluated by :func:`gates.watch`, the collection's one gate
 loop: a gate that raises fails, and gates still undecided when a pause (or the pre-switch check) ends fail too,
@@ -125,6 +128,7 @@ class Rollout:
         on_failure="rollback",
         on_undecided="fail",
         promote=False,
+        abort=None,
         clock=time.monotonic,
         sleep=time.sleep,
     ):
@@ -144,6 +148,7 @@ class Rollout:
         self.on_failure = on_failure
         self.on_undecided = on_undecided
         self.promote = promote
+        self.abort = abort
         self.clock = clock
         self.sleep = sleep
         self.timeline = []
@@ -185,6 +190,7 @@ class Rollout:
             label=label,
             clock=self.clock,
             sleep=self.sleep,
+            abort=self.abort,
         )
 
     # -- abort ----------------------------------------------------------------------------------------
@@ -196,7 +202,7 @@ class Rollout:
             return Outcome("held", weights, self.timeline, reason, self._changed)
         reason = decision.reason or "gate failed"
         self._event("gate_failed", weights, reason, gates=decision.results)
-        if self.on_failure != "rollback":
+        if self.on_failure != "rollback" and not decision.aborted:
             status = "held" if self.on_failure == "pause" else "failed"
             self._event(status, weights, reason)
             return Outcome(status, weights, self.timeline, reason, self._changed)
@@ -263,6 +269,9 @@ class Rollout:
 
     def _step(self, step, state):
         """Run one step; returns a gate Decision, an Outcome (paused for promote), or None."""
+        aborted = self.abort() if self.abort else None
+        if aborted:
+            return Decision(FAIL, [GateResult("abort", FAIL, aborted)], f"aborted: {aborted}", aborted=True)
         if step.weight is not None:
             if step.weight > state["current"] and not state["pre_checked"] and self.pre_gates:
                 decision = self._watch(self.pre_gates, self.pre_gate_timeout, state["weights"], True, "pre-switch")

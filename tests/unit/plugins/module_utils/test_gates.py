@@ -216,3 +216,11 @@ def test_watch_refuses_a_window_without_end_and_a_bad_on_undecided(clock):
         watch([Scripted([PASS])], None, 5, clock=clock)
     with pytest.raises(ValueError, match="on_undecided"):
         watch([Scripted([PASS])], 5, 5, on_undecided="pass", clock=clock)
+
+
+def test_watch_an_abort_fails_the_window_whatever_the_gates_say(clock):
+    marks = iter([None, "aborted by ops"])
+    decision = watch(
+        [Scripted([PENDING])], 60, 5, on_undecided="hold", abort=lambda: next(marks), clock=clock, sleep=clock.sleep
+    )
+    assert decision.verdict == FAIL and decision.reason == "aborted: aborted by ops" and clock.now == 5

@@ -321,3 +321,27 @@ def test_unreadable_router_during_rollback_gives_the_last_known_weights(clock):
 def test_bad_on_undecided_is_refused():
     with pytest.raises(RolloutError, match="on_undecided must be one of"):
         Rollout(MemoryRouter(), parse_steps([{"weight": 100}]), on_undecided="pass")
+
+
+def test_an_abort_mark_wins_mid_pause_within_one_gate_interval(clock):
+    router = MemoryRouter()
+    marked = lambda: "aborted by ops@host: bad latency" if clock.now >= 47 else None  # noqa: E731
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], abort=marked).run()
+    assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
+    failed = next(e for e in outcome.timeline if e["event"] == "gate_failed")
+    assert failed["weights"] == {"blue": 50, "green": 50} and 47 <= failed["t"] <= 47 + 5
+    assert outcome.reason == "aborted: aborted by ops@host: bad latency"
+
+
+def test_an_abort_mark_wins_while_paused_for_promote(clock):
+    steps = [{"weight": 20}, {"pause": None}, {"weight": 100}]
+    router = MemoryRouter(canary=20)
+    outcome = rollout(router, clock, steps=steps, promote=True, abort=lambda: "abort.yml by ops").run()
+    assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
+
+
+def test_an_abort_rolls_back_even_with_on_failure_pause(clock):
+    router = MemoryRouter()
+    marked = lambda: "abort.yml by ops" if clock.now >= 12 else None  # noqa: E731
+    outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], on_failure="pause", abort=marked).run()
+    assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
