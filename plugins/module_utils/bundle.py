@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import stat
+import tempfile
 import zipfile
 
 EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -52,3 +53,34 @@ def digests(data):
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
     }
+
+
+def write_atomic(dest, data, mode=0o644):
+    """Write ``data`` to ``dest`` so that readers see the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file that ``tempfile.mkstemp`` creates (O_EXCL, an unpredictable name, mode 0600) in
+    the destination's own directory, so the final ``os.replace`` is a rename within one file system: atomic, and it
+    never follows a symlink someone planted at a guessable name. The file is given ``mode`` and flushed to disk
+    before the rename, and the directory after it. On any failure the temporary file is removed and ``dest`` is left
+    as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -25,7 +25,12 @@ options:
     type: path
     required: true
   dest:
-    description: The zip file to write. Rewritten only when its bytes would change.
+    description:
+      - The zip file to write. Rewritten only when its bytes would change.
+      - Written through a temporary file created with C(tempfile.mkstemp) in the same directory (an unpredictable
+        name, never a fixed C(.tmp)), flushed to disk, given O(mode), then renamed over O(dest) atomically, so a
+        reader sees the old archive or the whole new one. A failure removes the temporary file and leaves O(dest)
+        as it was.
     type: path
     required: true
   mode:
@@ -69,11 +74,25 @@ size:
 """
 
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.bundle import build_zip
 from ansible_collections.bluegreen.aws.plugins.module_utils.bundle import digests
+from ansible_collections.bluegreen.aws.plugins.module_utils.bundle import write_atomic
+
+
+def _initial_mode(mode, dest):
+    """The mode the new archive has from its first byte on: O(mode) when it is octal, else the current file's, else
+    0644 (a symbolic O(mode) is then applied by set_fs_attributes_if_different)."""
+    if isinstance(mode, int):
+        return mode
+    if isinstance(mode, str) and mode.isdigit():
+        return int(mode, 8)
+    if os.path.exists(dest):
+        return stat.S_IMODE(os.stat(dest).st_mode)
+    return 0o644
 
 
 def main():
@@ -98,10 +117,10 @@ def main():
             current = handle.read()
     changed = current != data
     if changed and not module.check_mode:
-        tmp = dest + ".tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        module.atomic_move(tmp, dest)
+        try:
+            write_atomic(dest, data, _initial_mode(module.params["mode"], dest))
+        except OSError as e:
+            module.fail_json(msg=f"dest: cannot write {dest}: {e}; it is left as it was")
     file_args = module.load_file_common_arguments(dict(path=dest, mode=module.params["mode"]))
     if not module.check_mode:
         changed = module.set_fs_attributes_if_different(file_args, changed)

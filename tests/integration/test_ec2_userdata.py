@@ -39,7 +39,8 @@ def heredoc(script, marker):
 def test_rendered_for_each_os_shellcheck_clean_and_ready_for_a_launch_template(tmp_path, os_name):
     out = render(tmp_path, ec2_userdata_os=os_name)
     assert base64.b64decode(out["b64"]).decode() == out["text"] == (tmp_path / "user-data.sh").read_text()
-    assert out["metadata"] == {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2}
+    # hop limit 1: IMDS answers the host only, containers on a bridge network cannot reach the role's credentials
+    assert out["metadata"] == {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
     proc = subprocess.run(
         ["shellcheck", "-s", "bash", str(tmp_path / "user-data.sh")], capture_output=True, text=True, check=False
     )
@@ -138,3 +139,62 @@ def test_a_client_config_that_is_not_json_is_left_alone(tmp_path, image):
     log, client = proc.stdout.split("=====\n")
     assert "config.json is not JSON: left alone" in log and "/etc/docker/daemon.json written" in log
     assert client == "not json\n"
+
+
+def test_the_imds_hop_limit_is_1_unless_opted_in(tmp_path):
+    assert render(tmp_path, ec2_userdata_imds_hop_limit=2)["metadata"]["http_put_response_hop_limit"] == 2
+    for bad in (0, 65):
+        rc, results, unused_report = run_tasks(
+            "- name: userdata\n  ansible.builtin.include_role:\n    name: bluegreen.aws.ec2_userdata\n"
+            f"  vars: {{ec2_userdata_imds_hop_limit: {bad}}}\n",
+            tmp_path,
+        )
+        failure = next(r for r in results.values() if r.get("failed"))
+        assert rc != 0 and f"ec2_userdata_imds_hop_limit is {bad}; EC2 takes 1 to 64" in failure["msg"], failure
+
+
+# What a role value may be rendered as in a shell file: shell-quoted, a number, a list of quoted words, or JSON in a
+# heredoc whose delimiter is quoted (so the shell expands nothing in it, and JSON cannot hold the delimiter line).
+SAFE = re.compile(r"(\|\s*quote|\|\s*int|map\('quote'\)\s*\|\s*join\(' '\)|^\"#!\")$")
+JSON_IN_HEREDOC = re.compile(r"\|\s*to_nice_json\(indent=2\)$")
+
+
+@pytest.mark.parametrize(
+    "template", ["roles/ec2_userdata/templates/user-data.sh.j2", "roles/appspec/templates/release.env.j2"]
+)
+def test_every_interpolation_in_the_shell_templates_is_quoted(template):
+    lines = open(os.path.join(ROOT, template)).read().splitlines()
+    unquoted = []
+    for number, line in enumerate(lines):
+        for expression in re.findall(r"{{(.*?)}}", line, re.S):
+            expression = " ".join(expression.split())
+            if SAFE.search(expression):
+                continue
+            if JSON_IN_HEREDOC.search(expression) and re.search(r"<<'[A-Z_]+'$", lines[number - 1]):
+                continue
+            unquoted.append(f"{template}:{number + 1}: {{{{ {expression} }}}}")
+    # a multi-line expression (the packages list) is checked as a whole
+    for expression in re.findall(r"{{((?:(?!}}).)*\n(?:(?!}}).)*)}}", "\n".join(lines), re.S):
+        if not SAFE.search(" ".join(expression.split())):
+            unquoted.append(f"{template}: {{{{ {expression} }}}}")
+    assert unquoted == []
+
+
+HOSTILE = "http://127.0.0.1:9/a b'\"$(touch {pwned})`touch {pwned}`;touch {pwned}"
+
+
+def test_a_hostile_value_stays_one_literal_word(tmp_path):
+    pwned = tmp_path / "pwned"
+    endpoint = HOSTILE.format(pwned=pwned)
+    script = render(tmp_path, ec2_userdata_os="debian", ec2_userdata_imds_endpoint=endpoint)["text"]
+    prelude = script[: script.index("log() {")]  # the settings, up to the first function
+    proc = subprocess.run(
+        ["bash", "-c", prelude + 'printf "%s" "$IMDS"'],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == endpoint
+    assert not pwned.exists()

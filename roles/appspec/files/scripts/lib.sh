@@ -24,7 +24,8 @@ engine() {
 imds() {
   local token
   token=$(curl -fsS -X PUT --max-time 2 -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
-    "$APP_IMDS_ENDPOINT/latest/api/token") || die "IMDSv2: no token from $APP_IMDS_ENDPOINT (hop limit 2 needed in containers)"
+    "$APP_IMDS_ENDPOINT/latest/api/token") ||
+    die "IMDSv2: no token from $APP_IMDS_ENDPOINT (hooks run on the host; is IMDS enabled with tokens?)"
   curl -fsS --max-time 2 -H "X-aws-ec2-metadata-token: $token" "$APP_IMDS_ENDPOINT/$1"
 }
 
@@ -57,4 +58,29 @@ container_exists() {
 
 container_state() {
   engine container inspect --format '{{.State.Status}}' "$APP_CONTAINER" 2>/dev/null || echo absent
+}
+
+# One secret's value, read with the instance role's credentials: secret_value REGION ssm|secretsmanager ID.
+# Only names and IDs are on the aws command line; the value goes to stdout (trailing newlines are dropped).
+secret_value() {
+  local region=$1 source=$2 id=$3 out
+  case $source in
+    ssm)
+      # GetParameters answers an unknown name in InvalidParameters, not with an error: "<invalid count>:<value>"
+      out=$(aws ssm get-parameters --region "$region" --names "$id" --with-decryption --output text \
+        --query "join('', [to_string(length(InvalidParameters)), ':', Parameters[0].Value || ''])") || return 1
+      [ "${out%%:*}" = 0 ] || { log "SSM parameter $id: not found"; return 1; }
+      ;;
+    secretsmanager)
+      # "<is binary>:<SecretString>"; a binary secret cannot be an environment variable
+      out=$(aws secretsmanager get-secret-value --region "$region" --secret-id "$id" --output text \
+        --query "join('', [to_string(SecretString == null), ':', SecretString || ''])") || return 1
+      [ "${out%%:*}" = false ] || { log "secret $id: binary, not a SecretString"; return 1; }
+      ;;
+    *)
+      log "unknown secret source $source"
+      return 1
+      ;;
+  esac
+  printf '%s' "${out#*:}"
 }
