@@ -162,7 +162,7 @@ status:
   description:
     - V(promoted) (at the final weight), V(paused) (waiting for O(promote)), V(rolled_back) (a gate failed, all traffic
       back on the stable pool), V(held) (a gate failed with O(on_failure=pause), or stayed undecided with
-      O(on_undecided=hold)), V(failed) (O(on_failure=fail), or the rollback itself failed: see RV(reason)),
+      O(on_undecided=hold)), V(failed) (O(on_failure=fail), or the rollback itself failed, see RV(reason)),
       or V(planned) in check mode.
   returned: always
   type: str
