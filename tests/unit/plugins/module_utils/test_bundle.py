@@ -47,7 +47,10 @@ def test_a_failure_mid_write_leaves_the_old_archive_and_no_temporary_file(tmp_pa
 
 
 def test_a_failure_before_the_first_archive_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(bundle.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    def failing_replace(*unused):
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(bundle.os, "replace", failing_replace)
     with pytest.raises(OSError, match="I/O error"):
         write_atomic(str(tmp_path / "web.zip"), NEW)
     assert listing(tmp_path) == []

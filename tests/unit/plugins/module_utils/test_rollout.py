@@ -325,7 +325,10 @@ def test_bad_on_undecided_is_refused():
 
 def test_an_abort_mark_wins_mid_pause_within_one_gate_interval(clock):
     router = MemoryRouter()
-    marked = lambda: "aborted by ops@host: bad latency" if clock.now >= 47 else None  # noqa: E731
+
+    def marked():
+        return "aborted by ops@host: bad latency" if clock.now >= 47 else None
+
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], abort=marked).run()
     assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
     failed = next(e for e in outcome.timeline if e["event"] == "gate_failed")
@@ -342,6 +345,9 @@ def test_an_abort_mark_wins_while_paused_for_promote(clock):
 
 def test_an_abort_rolls_back_even_with_on_failure_pause(clock):
     router = MemoryRouter()
-    marked = lambda: "abort.yml by ops" if clock.now >= 12 else None  # noqa: E731
+
+    def marked():
+        return "abort.yml by ops" if clock.now >= 12 else None
+
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], on_failure="pause", abort=marked).run()
     assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
