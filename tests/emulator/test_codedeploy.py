@@ -7,6 +7,7 @@ import pytest
 from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
+from cdfleet import health
 from cdfleet import registered
 from cdfleet import status
 from cdfleet import targets
@@ -365,3 +366,23 @@ def test_the_green_group_gets_codedeploys_launch_hook(emulator, revisions):
         "Instances"
     ]
     assert sorted(i["LifecycleState"] for i in instances) == ["InService", "InService", "Pending:Wait"]
+
+
+def test_target_health_through_a_deployment_comes_from_real_checks(emulator, revisions):
+    """Blue answers at the good app's endpoint (healthy); after AllowTraffic green is checked at its revision's
+    endpoint and blue is draining in the whole-group answer, for the deregistration delay (300 s: 3 s)."""
+    f = fleet(emulator, termination_minutes=60, blue_endpoint=revisions["app-good.zip"])
+    deadline = time.monotonic() + 20
+    while set(health(f).values()) != {"healthy"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.02)
+    deployment_id = deploy(f, "app-good.zip")
+    while registered(f) == sorted(f["blue"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    green = [i for i in targets(f, deployment_id) if i not in f["blue"]]
+    assert {i: health(f)[i] for i in f["blue"]} == {i: "draining" for i in f["blue"]}
+    while {health(f).get(i) for i in green} != {"healthy"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.02)
+    assert status(f, deployment_id) == "InProgress"  # the termination wait
