@@ -93,6 +93,8 @@ def tick():
     for check in due:
         ok, reason, description = probe(check)
         with LOCK:
+            if check.draining_until is not None:  # deregistered while it was being probed
+                continue
             check.next_check = CLOCK.now() + CLOCK.seconds(check.group.health_check_interval_seconds)
             if ok:
                 check.successes, check.failures = check.successes + 1, 0
