@@ -94,15 +94,19 @@ def emulator(emulator_server):
 
 @pytest.fixture
 def revisions(emulator):
-    """Map S3 keys to real demo apps: "app-good.zip" healthy, "app-broken.zip" failing its health check."""
+    """Map S3 keys to real demo apps: "app-good.zip" healthy, "app-broken.zip" failing its health check.
+
+    Yields {key: "127.0.0.1:PORT"}: give instances one of these (cdfleet.fleet(blue_endpoint=...)) so their
+    target health is real; an instance with no endpoint is unhealthy, as one nobody answers for on AWS."""
     from dataplane import DEMO_APP
     from dataplane import free_port
 
-    procs = []
+    procs, endpoints = [], {}
     for key, extra in (("app-good.zip", []), ("app-broken.zip", ["--fail"])):
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, DEMO_APP, "--port", str(port), "--version", key, *extra]))
-        emulator.admin("revisions", "POST", {"key": key, "endpoint": f"127.0.0.1:{port}"})
+        endpoints[key] = f"127.0.0.1:{port}"
+        emulator.admin("revisions", "POST", {"key": key, "endpoint": endpoints[key]})
         if key == "app-good.zip":  # same healthy app, but its AfterInstall script fails
             emulator.admin(
                 "revisions",
@@ -110,7 +114,7 @@ def revisions(emulator):
                 {"key": "app-bad-install.zip", "endpoint": f"127.0.0.1:{port}", "fail_hook": "AfterInstall"},
             )
     time.sleep(0.5)
-    yield
+    yield endpoints
     for proc in procs:
         proc.terminate()
         proc.wait(5)

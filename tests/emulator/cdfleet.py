@@ -3,7 +3,12 @@
 import time
 
 
-def fleet(emulator, ready=None, termination_minutes=1):
+def fleet(emulator, ready=None, termination_minutes=1, blue_endpoint=None):
+    """Blue group "web" (2 instances in target group web-tg) and deployment group web-dg with auto-rollback.
+
+    The blue instances answer health checks only when ``blue_endpoint`` ("127.0.0.1:PORT", e.g. from the
+    ``revisions`` fixture) is given: otherwise nothing answers for them and they turn ``unhealthy``, as on AWS.
+    """
     ec2, elb, asg, cd = (emulator.client(s) for s in ("ec2", "elbv2", "autoscaling", "codedeploy"))
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{emulator.region}a")["Subnet"][
@@ -28,6 +33,8 @@ def fleet(emulator, ready=None, termination_minutes=1):
         i["InstanceId"]
         for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]["Instances"]
     ]
+    for instance_id in blue if blue_endpoint else []:
+        emulator.admin("endpoints", "POST", {"instance_id": instance_id, "endpoint": blue_endpoint})
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in blue])
     cd.create_application(applicationName="web", computePlatform="Server")
     config = {
@@ -74,6 +81,12 @@ def wait_status(f, deployment_id, wanted, timeout=20.0):
             return seen
         assert time.monotonic() < deadline, f"still {current} (seen {seen})"
         time.sleep(0.02)
+
+
+def health(f):
+    """{target id: state} from a whole-group DescribeTargetHealth (draining targets included)."""
+    answer = f["elb"].describe_target_health(TargetGroupArn=f["tg"])["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in answer}
 
 
 def registered(f):

@@ -4,13 +4,16 @@ import time
 
 import botocore.exceptions
 import pytest
+from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
+from cdfleet import health
 from cdfleet import registered
 from cdfleet import status
 from cdfleet import targets
 from cdfleet import wait_status
 
+FINISHED = ("Succeeded", "Failed", "Stopped")
 GREEN_ORDER = [
     "ApplicationStop",
     "DownloadBundle",
@@ -59,9 +62,15 @@ def test_broken_version_fails_validate_service_and_rolls_back(emulator, revision
     assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Failed"
     info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
     assert "ValidateService failed" in info["errorInformation"]["message"]
+    # DEPLOYMENT_FAILURE rolls back through a new deployment that takes its own time
+    rollback_id = info["rollbackInfo"]["rollbackDeploymentId"]
+    assert wait_status(f, rollback_id, FINISHED)[-1] == "Succeeded"
+    rollback = f["cd"].get_deployment(deploymentId=rollback_id)["deploymentInfo"]
+    # six events, 5 AWS seconds apart: 0.3 s at time scale 0.01
+    assert (rollback["completeTime"] - rollback["startTime"]).total_seconds() >= 0.25
     assert registered(f) == sorted(f["blue"])  # traffic never left blue
     groups = [g["AutoScalingGroupName"] for g in f["asg"].describe_auto_scaling_groups()["AutoScalingGroups"]]
-    assert groups == ["web"]  # green removed
+    assert groups == ["web"]  # green removed by the rollback
     failed = [t for t in targets(f, deployment_id).values() if t["status"] == "Failed"]
     event = next(e for e in failed[0]["lifecycleEvents"] if e["lifecycleEventName"] == "ValidateService")
     assert event["status"] == "Failed"
@@ -84,6 +93,9 @@ def test_ready_wait_timeout_stops_the_deployment(emulator, revisions):
     f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 1})
     deployment_id = deploy(f, "app-good.zip")
     assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Stopped"
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert info["errorInformation"]["code"] == "TIMEOUT"
+    assert wait_status(f, info["rollbackInfo"]["rollbackDeploymentId"], FINISHED)[-1] == "Succeeded"
     assert registered(f) == sorted(f["blue"])
 
 
@@ -95,12 +107,19 @@ def test_stop_during_termination_wait_returns_traffic_to_blue(emulator, revision
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert status(f, deployment_id) == "InProgress"  # traffic on green, blue kept for the termination wait
+    green = [t for t, target in targets(f, deployment_id).items() if target["instanceLabel"] == "Green"]
     answer = f["cd"].stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
-    assert answer["status"] == "Succeeded"
-    assert status(f, deployment_id) == "Stopped"
-    assert registered(f) == sorted(f["blue"])
+    assert answer["status"] == "Pending"
+    assert wait_status(f, deployment_id, FINISHED)[-1] == "Stopped"
+    rollback_id = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]["rollbackInfo"][
+        "rollbackDeploymentId"
+    ]
+    assert wait_status(f, rollback_id, FINISHED)[-1] == "Succeeded"
+    assert registered(f) == sorted(f["blue"])  # traffic back on blue...
+    health = f["elb"].describe_target_health(TargetGroupArn=f["tg"])["TargetHealthDescriptions"]
+    assert sorted(t["Target"]["Id"] for t in health if t["TargetHealth"]["State"] == "draining") == sorted(green)
     groups = [g["AutoScalingGroupName"] for g in f["asg"].describe_auto_scaling_groups()["AutoScalingGroups"]]
-    assert groups == ["web"]
+    assert groups == ["web"]  # ...and green drained and removed
 
 
 def test_second_deployment_hits_the_deployment_limit(emulator, revisions):
@@ -190,6 +209,8 @@ def test_list_deployments_filters_by_the_real_statuses(emulator, revisions):
     f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
     first = deploy(f, "app-broken.zip")
     wait_status(f, first, ("Failed",))
+    rollback = f["cd"].get_deployment(deploymentId=first)["deploymentInfo"]["rollbackInfo"]["rollbackDeploymentId"]
+    wait_status(f, rollback, ("Succeeded",))
     second = deploy(f, "app-good.zip")
     wait_status(f, second, ("Ready",))
 
@@ -200,4 +221,168 @@ def test_list_deployments_filters_by_the_real_statuses(emulator, revisions):
 
     assert listed("Ready", "InProgress", "Queued", "Created") == [second]
     assert listed("Failed") == [first]
-    assert sorted(listed()) == sorted([first, second])
+    assert listed("Succeeded") == [rollback]  # the rollback is a deployment of the group too
+    assert sorted(listed()) == sorted([first, rollback, second])
+
+
+def stop_at_ready(emulator, **stop):
+    """A deployment held at Ready, then StopDeployment: (fleet, deployment id, StopDeployment's answer).
+
+    From Ready on, time runs at 0.05 (an event lasts 0.25 s), so a busy host still sees the rollback run."""
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    deployment_id = deploy(f, "app-good.zip")
+    wait_status(f, deployment_id, ("Ready",))
+    emulator.admin("time-scale", "POST", {"scale": 0.05})
+    return f, deployment_id, f["cd"].stop_deployment(deploymentId=deployment_id, **stop)
+
+
+def limit_error(f):
+    with pytest.raises(f["cd"].exceptions.DeploymentLimitExceededException) as error:
+        deploy(f, "app-good.zip")
+    return error.value.response["Error"]["Message"]
+
+
+def test_stop_is_pending_and_the_deployment_stops_later(emulator, revisions):
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    deployment_id = deploy(f, "app-good.zip")
+    wait_status(f, deployment_id, ("Ready",))
+    emulator.admin("time-scale", "POST", {"scale": 0.1})  # the stop's 30 AWS seconds last 3 s, even on a busy host
+    answer = f["cd"].stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    emulator.admin("time-scale", "POST", {"scale": 0.01})
+    started = time.monotonic()
+    assert answer["status"] == "Pending" and deployment_id in answer["statusMessage"]
+    assert status(f, deployment_id) == "Ready"  # not Stopped yet: the stop is asynchronous
+    assert deployment_id in limit_error(f)  # still the group's active deployment
+    seen = wait_status(f, deployment_id, FINISHED)
+    assert seen[-1] == "Stopped" and time.monotonic() - started > 1.5
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert info["errorInformation"]["code"] == "MANUAL_STOP"
+
+
+def test_rollback_after_a_stop_is_a_new_deployment_that_takes_time(emulator, revisions):
+    f, deployment_id, unused_answer = stop_at_ready(emulator, autoRollbackEnabled=True)
+    green = f"CodeDeploy_web-dg_{deployment_id}"
+    wait_status(f, deployment_id, ("Stopped",))
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    rollback_id = info["rollbackInfo"]["rollbackDeploymentId"]
+    assert rollback_id != deployment_id and rollback_id.startswith("d-") and info["rollbackInfo"]["rollbackMessage"]
+    rollback = f["cd"].get_deployment(deploymentId=rollback_id)["deploymentInfo"]
+    assert rollback["creator"] == "codeDeployRollback"
+    assert rollback["rollbackInfo"]["rollbackTriggeringDeploymentId"] == deployment_id
+    assert deployment_id in rollback["rollbackInfo"]["rollbackMessage"]
+    listed = f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"]
+    assert sorted(listed) == sorted([deployment_id, rollback_id])
+    assert rollback_id in limit_error(f)  # the rollback is the group's active deployment while it runs
+    seen = wait_status(f, rollback_id, FINISHED)
+    assert "InProgress" in seen and seen[-1] == "Succeeded"  # it took time: seen running
+    by_id = targets(f, rollback_id)
+    blue = {i: t for i, t in by_id.items() if i in f["blue"]}
+    assert sorted(blue) == sorted(f["blue"])
+    for target in by_id.values():  # the roles swap: traffic allowed on blue, blocked on green
+        events = [e["lifecycleEventName"] for e in target["lifecycleEvents"]]
+        expected = ALLOW if target["targetId"] in blue else BLOCK
+        assert events == expected and {e["status"] for e in target["lifecycleEvents"]} == {"Succeeded"}
+        assert target["status"] == "Succeeded"
+    assert len(by_id) == 2 * len(f["blue"])
+    groups = [g["AutoScalingGroupName"] for g in f["asg"].describe_auto_scaling_groups()["AutoScalingGroups"]]
+    assert groups == ["web"] and green not in groups
+    assert registered(f) == sorted(f["blue"])
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert "succeeded" in info["rollbackInfo"]["rollbackMessage"]
+    deploy(f, "app-good.zip")  # the group is free again
+
+
+ALLOW = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
+BLOCK = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
+
+
+def test_stop_without_rollback_starts_no_rollback_deployment(emulator, revisions):
+    f, deployment_id, answer = stop_at_ready(emulator, autoRollbackEnabled=False)
+    assert answer["status"] == "Pending"
+    wait_status(f, deployment_id, ("Stopped",))
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert "rollbackDeploymentId" not in info.get("rollbackInfo", {})
+    assert f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"] == [
+        deployment_id
+    ]
+
+
+def test_stop_and_continue_on_a_finished_deployment_raise_already_completed(emulator, revisions):
+    f = fleet(emulator, termination_minutes=0)
+    deployment_id = deploy(f, "app-good.zip")
+    wait_status(f, deployment_id, FINISHED)
+    with pytest.raises(f["cd"].exceptions.DeploymentAlreadyCompletedException):
+        f["cd"].stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    for wait_type in ("READY_WAIT", "TERMINATION_WAIT"):
+        with pytest.raises(f["cd"].exceptions.DeploymentAlreadyCompletedException):
+            f["cd"].continue_deployment(deploymentId=deployment_id, deploymentWaitType=wait_type)
+
+
+def test_continue_outside_its_wait_raises_not_in_ready_state(emulator, revisions):
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    deployment_id = deploy(f, "app-good.zip")
+    with pytest.raises(f["cd"].exceptions.DeploymentIsNotInReadyStateException):
+        f["cd"].continue_deployment(deploymentId=deployment_id, deploymentWaitType="READY_WAIT")  # not Ready yet
+    wait_status(f, deployment_id, ("Ready",))
+    with pytest.raises(f["cd"].exceptions.DeploymentIsNotInReadyStateException):
+        f["cd"].continue_deployment(deploymentId=deployment_id, deploymentWaitType="TERMINATION_WAIT")
+    f["cd"].stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=True)
+    with pytest.raises(f["cd"].exceptions.DeploymentIsNotInReadyStateException):  # Ready, but being stopped
+        f["cd"].continue_deployment(deploymentId=deployment_id, deploymentWaitType="READY_WAIT")
+    assert status(f, deployment_id) == "Ready"
+
+
+def test_an_alarm_stops_the_deployment_and_rolls_back(emulator, revisions):
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    f["cd"].update_deployment_group(
+        applicationName="web",
+        currentDeploymentGroupName="web-dg",
+        alarmConfiguration={"enabled": True, "alarms": [{"name": "web-5xx"}]},
+        autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_STOP_ON_ALARM"]},
+    )
+    cloudwatch = emulator.client("cloudwatch")
+    alarm(cloudwatch, "web-5xx", "OK")
+    deployment_id = deploy(f, "app-good.zip")
+    wait_status(f, deployment_id, ("Ready",))
+    cloudwatch.set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx")
+    assert wait_status(f, deployment_id, FINISHED)[-1] == "Stopped"
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert info["errorInformation"] == {"code": "ALARM_ACTIVE", "message": "Alarm activated: web-5xx"}
+    assert wait_status(f, info["rollbackInfo"]["rollbackDeploymentId"], FINISHED)[-1] == "Succeeded"
+    assert registered(f) == sorted(f["blue"])
+
+
+def test_the_green_group_gets_codedeploys_launch_hook(emulator, revisions):
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    deployment_id = deploy(f, "app-good.zip")
+    wait_status(f, deployment_id, ("Ready",))
+    green = f"CodeDeploy_web-dg_{deployment_id}"
+    (hook,) = f["asg"].describe_lifecycle_hooks(AutoScalingGroupName=green)["LifecycleHooks"]
+    (original,) = f["asg"].describe_lifecycle_hooks(AutoScalingGroupName="web")["LifecycleHooks"]
+    assert hook["LifecycleHookName"] == original["LifecycleHookName"]
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
+    f["asg"].set_desired_capacity(AutoScalingGroupName=green, DesiredCapacity=3)  # a scale-out of green waits
+    instances = f["asg"].describe_auto_scaling_groups(AutoScalingGroupNames=[green])["AutoScalingGroups"][0][
+        "Instances"
+    ]
+    assert sorted(i["LifecycleState"] for i in instances) == ["InService", "InService", "Pending:Wait"]
+
+
+def test_target_health_through_a_deployment_comes_from_real_checks(emulator, revisions):
+    """Blue answers at the good app's endpoint (healthy); after AllowTraffic green is checked at its revision's
+    endpoint and blue is draining in the whole-group answer, for the deregistration delay (300 s: 3 s)."""
+    f = fleet(emulator, termination_minutes=60, blue_endpoint=revisions["app-good.zip"])
+    deadline = time.monotonic() + 20
+    while set(health(f).values()) != {"healthy"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.02)
+    deployment_id = deploy(f, "app-good.zip")
+    while registered(f) == sorted(f["blue"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    green = [i for i in targets(f, deployment_id) if i not in f["blue"]]
+    assert {i: health(f)[i] for i in f["blue"]} == {i: "draining" for i in f["blue"]}
+    while {health(f).get(i) for i in green} != {"healthy"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.02)
+    assert status(f, deployment_id) == "InProgress"  # the termination wait

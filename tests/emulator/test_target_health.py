@@ -1,5 +1,6 @@
 """Target health from real HTTP checks of local endpoints, proved with plain boto3 and the demo app."""
 
+import socket
 import subprocess
 import sys
 import time
@@ -41,9 +42,19 @@ def launch(ec2, subnet, endpoint=None):
     ]["InstanceId"]
 
 
-def state(elb, tg, iid):
+def health(elb, tg, iid):
     (answer,) = elb.describe_target_health(TargetGroupArn=tg, Targets=[{"Id": iid}])["TargetHealthDescriptions"]
-    return answer["TargetHealth"]["State"]
+    return answer["TargetHealth"]
+
+
+def state(elb, tg, iid):
+    return health(elb, tg, iid)["State"]
+
+
+def whole_group(elb, tg):
+    """DescribeTargetHealth without a Targets filter: {target id: state}."""
+    answer = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in answer}
 
 
 def eventually(check, timeout=10.0):
@@ -70,6 +81,30 @@ def test_nobody_answering_is_unhealthy(emulator):
     iid = launch(ec2, subnet, f"127.0.0.1:{free_port()}")
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": iid}])
     eventually(lambda: state(elb, tg, iid) == "unhealthy")
+    assert health(elb, tg, iid)["Reason"] == "Target.FailedHealthChecks"  # the connection was refused
+
+
+def test_a_wrong_status_is_a_response_code_mismatch_with_the_code(emulator, app):
+    ec2, elb, tg, subnet = target_group(emulator)
+    app["fail_flag"].touch()
+    iid = launch(ec2, subnet, app["endpoint"])
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": iid}])
+    eventually(lambda: state(elb, tg, iid) == "unhealthy")
+    answer = health(elb, tg, iid)
+    assert answer["Reason"] == "Target.ResponseCodeMismatch"
+    assert answer["Description"] == "Health checks failed with these codes: [503]"
+
+
+def test_an_endpoint_that_never_answers_is_a_timeout(emulator):
+    """A socket that accepts connections but never answers: the check times out (Target.Timeout)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        ec2, elb, tg, subnet = target_group(emulator)
+        iid = launch(ec2, subnet, f"127.0.0.1:{silent.getsockname()[1]}")
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": iid}])
+        eventually(lambda: state(elb, tg, iid) == "unhealthy")
+        assert health(elb, tg, iid)["Reason"] == "Target.Timeout"
 
 
 def test_matcher_and_admin_endpoint_mapping(emulator, app):
@@ -97,8 +132,35 @@ def test_admin_flip_and_draining_for_the_deregistration_delay(emulator, app):
     eventually(lambda: state(elb, tg, iid) == "unused")
 
 
-def test_targets_without_an_endpoint_keep_motos_answer(emulator):
+def test_a_target_with_no_endpoint_is_unhealthy_never_healthy(emulator):
+    """moto answers healthy for any registered target; AWS finds nothing answering: unhealthy."""
     ec2, elb, tg, subnet = target_group(emulator)
     iid = launch(ec2, subnet)
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": iid}])
-    assert state(elb, tg, iid) == "healthy"
+    seen = [state(elb, tg, iid)]
+    deadline = time.monotonic() + 10
+    while seen[-1] != "unhealthy":
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.01)
+        seen.append(state(elb, tg, iid))
+    assert seen[0] == "initial" and "healthy" not in seen
+    answer = health(elb, tg, iid)
+    assert answer["Reason"] == "Target.FailedHealthChecks" and answer["Description"] == "Health checks failed"
+    assert whole_group(elb, tg) == {iid: "unhealthy"}
+
+
+def test_draining_targets_are_in_the_whole_group_answer_for_the_delay(emulator, app):
+    ec2, elb, tg, subnet = target_group(emulator)
+    elb.modify_target_group_attributes(
+        TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "100"}]
+    )
+    old, new = launch(ec2, subnet, app["endpoint"]), launch(ec2, subnet, app["endpoint"])
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": old}])
+    eventually(lambda: state(elb, tg, old) == "healthy")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": new}])
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": old}])
+    started = time.monotonic()
+    assert whole_group(elb, tg) == {old: "draining", new: "initial"}  # moto lists only `new`
+    eventually(lambda: old not in whole_group(elb, tg))
+    assert time.monotonic() - started >= 0.9  # 100 AWS seconds at time scale 0.01
+    assert whole_group(elb, tg) == {new: "healthy"}

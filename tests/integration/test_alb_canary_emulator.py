@@ -58,7 +58,7 @@ def fleet(emulator, tmp_path):
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["blue"]}],
     )["Listeners"][0]["ListenerArn"]
-    yield {"listener": listener, "flags": flags, "elb": elb}
+    yield {"listener": listener, "flags": flags, "elb": elb, "groups": groups}
     for proc in procs:
         proc.terminate()
         proc.wait(5)
@@ -97,9 +97,27 @@ def test_healthy_green_is_promoted(emulator, fleet, tmp_path):
     assert first["gates"][0]["details"]["states"] == {"healthy": 1}
 
 
+def break_green_once_it_has_traffic(fleet, stop):
+    """v2 breaks during the canary: as soon as the listener gives green a weight (not at a fixed time)."""
+    elb = fleet["elb"]
+    while not stop.is_set():
+        listener = elb.describe_listeners(ListenerArns=[fleet["listener"]])["Listeners"][0]
+        forward = listener["DefaultActions"][0].get("ForwardConfig", {}).get("TargetGroups", [])
+        if any(g["TargetGroupArn"] == fleet["groups"]["green"] and g["Weight"] > 0 for g in forward):
+            fleet["flags"]["green"].touch()
+            return
+        stop.wait(0.1)
+
+
 def test_green_failing_mid_canary_is_rolled_back(emulator, fleet, tmp_path):
-    threading.Timer(4.0, fleet["flags"]["green"].touch).start()  # v2 breaks during the canary
-    rc, results, unused_report = run_playbook(task(fleet["listener"]), emulator.endpoint, tmp_path)
+    stop = threading.Event()
+    breaker = threading.Thread(target=break_green_once_it_has_traffic, args=(fleet, stop), daemon=True)
+    breaker.start()
+    try:
+        rc, results, unused_report = run_playbook(task(fleet["listener"]), emulator.endpoint, tmp_path)
+    finally:
+        stop.set()
+        breaker.join(5)
     switch = results["switch"]
     assert rc != 0 and switch["status"] == "rolled_back", switch
     failed = next(e for e in switch["timeline"] if e["event"] == "gate_failed")

@@ -1,4 +1,8 @@
-"""The ALB router against a moto server: weights written and verified, idempotence, rule mode, preservation."""
+"""The ALB router: weights written and verified, idempotence, rule mode, preservation (on a moto server), and
+gates on target health (on the emulator, where health comes from real HTTP checks and can fail)."""
+
+import subprocess
+import sys
 
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -6,6 +10,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import Retrying
 from cdfleet import alarm
 from conftest import REGION
 from conftest import run_playbook
+from dataplane import DEMO_APP
+from dataplane import free_port
+from dataplane import wait_http
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
@@ -29,15 +36,24 @@ def network(aws, cidr="10.0.0.0/16"):
     return vpc, subnets
 
 
+HEALTH_CHECK = dict(
+    HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthyThresholdCount=2, UnhealthyThresholdCount=2
+)
+
+
 @pytest.fixture
 def alb(aws):
+    return make_alb(aws)
+
+
+def make_alb(aws):
     elb = aws("elbv2")
     vpc, subnets = network(aws)
     lb = elb.create_load_balancer(Name="web", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
     groups = {
-        name: elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0][
-            "TargetGroupArn"
-        ]
+        name: elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, **HEALTH_CHECK)["TargetGroups"][
+            0
+        ]["TargetGroupArn"]
         for name in ("blue", "green", "extra")
     }
     listener = elb.create_listener(
@@ -177,17 +193,52 @@ def test_traffic_switch_module_on_alb_is_idempotent(alb, aws, tmp_path):
     assert rc == 0 and results["info"]["live"] == "green" and results["info"]["weights"] == {"blue": 0, "green": 100}
 
 
-def test_alb_canary_gated_on_target_health_and_alarm(alb, aws, tmp_path):
+@pytest.fixture
+def emulated(emulator):
+    """The same load balancer on the emulator: target health there is a real HTTP check of each instance."""
+
+    def client(service):
+        return emulator.client(service)
+
+    client.endpoint = emulator.endpoint
+    return make_alb(client), client
+
+
+@pytest.fixture
+def apps():
+    """Start demo apps on loopback: apps(*extra) -> "127.0.0.1:PORT" (extra: e.g. "--fail")."""
+    procs = []
+
+    def start(*extra):
+        port = free_port()
+        procs.append(subprocess.Popen([sys.executable, DEMO_APP, "--port", str(port), "--version", "v2", *extra]))
+        wait_http(f"http://127.0.0.1:{port}/version")
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(5)
+
+
+def green_instances(alb, aws, endpoint, count=2):
+    """``count`` instances answering at ``endpoint`` (tag bgemu:endpoint), registered in the green group."""
     ec2 = aws("ec2")
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [alb["vpc"]]}])["Subnets"][0]["SubnetId"]
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": "bgemu:endpoint", "Value": endpoint}]}]
     ids = [
-        i["InstanceId"] for i in ec2.run_instances(ImageId=ami, MinCount=2, MaxCount=2, SubnetId=subnet)["Instances"]
+        i["InstanceId"]
+        for i in ec2.run_instances(
+            ImageId=ami, MinCount=count, MaxCount=count, SubnetId=subnet, TagSpecifications=tags
+        )["Instances"]
     ]
     alb["raw"].register_targets(TargetGroupArn=alb["groups"]["green"], Targets=[{"Id": i, "Port": 80} for i in ids])
-    cloudwatch = aws("cloudwatch")
-    alarm(cloudwatch, "green-5xx", "OK")
-    task = f"""\
+    return ids
+
+
+def gated_task(alb):
+    return f"""\
 - name: switch
   bluegreen.aws.traffic_switch:
     router: alb
@@ -201,9 +252,17 @@ def test_alb_canary_gated_on_target_health_and_alarm(alb, aws, tmp_path):
         min_healthy: 2
       - type: cloudwatch_alarm
         alarm_names: [green-5xx]
+    pre_switch_timeout: 30
     gate_interval: 0.1
 """
-    rc, results, unused_report = run_playbook(task, aws.endpoint, tmp_path)
+
+
+def test_alb_canary_gated_on_target_health_and_alarm(emulated, apps, tmp_path):
+    alb, aws = emulated
+    green_instances(alb, aws, apps())
+    cloudwatch = aws("cloudwatch")
+    alarm(cloudwatch, "green-5xx", "OK")
+    rc, results, unused_report = run_playbook(gated_task(alb), aws.endpoint, tmp_path)
     assert rc == 0, results
     gates = results["switch"]["timeline"][1]["gates"]
     assert [g["verdict"] for g in gates] == ["pass", "pass"]
@@ -212,10 +271,24 @@ def test_alb_canary_gated_on_target_health_and_alarm(alb, aws, tmp_path):
     # back to blue, then the same release with the alarm firing: stopped before the canary gets traffic
     AlbRouter(alb["client"], alb["listener"], "blue", "green").write({"blue": 100, "green": 0})
     cloudwatch.set_alarm_state(AlarmName="green-5xx", StateValue="ALARM", StateReason="5xx")
-    rc, results, unused_report = run_playbook(task, aws.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(gated_task(alb), aws.endpoint, tmp_path)
     assert rc != 0
     assert results["switch"]["status"] == "rolled_back"
     assert "in ALARM: green-5xx" in results["switch"]["msg"]
+    assert AlbRouter(alb["client"], alb["listener"], "blue", "green").read() == {"blue": 100, "green": 0}
+
+
+@pytest.mark.parametrize("broken", ["failing", "nobody"])
+def test_target_health_gate_fails_when_green_does_not_answer_healthy(emulated, apps, tmp_path, broken):
+    """The gate can fail: green's health check answers 503 (failing) or nothing listens at all (nobody)."""
+    alb, aws = emulated
+    green_instances(alb, aws, apps("--fail") if broken == "failing" else f"127.0.0.1:{free_port()}")
+    alarm(aws("cloudwatch"), "green-5xx", "OK")
+    rc, results, unused_report = run_playbook(gated_task(alb), aws.endpoint, tmp_path)
+    switch = results["switch"]
+    assert rc != 0 and switch["status"] == "rolled_back", switch
+    failed = next(e for e in switch["timeline"] if e["event"] == "gate_failed")
+    assert failed["gates"][0]["verdict"] == "fail" and failed["gates"][0]["details"]["states"] == {"unhealthy": 2}
     assert AlbRouter(alb["client"], alb["listener"], "blue", "green").read() == {"blue": 100, "green": 0}
 
 

@@ -1,20 +1,26 @@
 """CodeDeploy blue/green on EC2/Auto Scaling (COPY_AUTO_SCALING_GROUP), on moto's models.
 
-A deployment moves Created → InProgress → (Ready) → Succeeded | Failed | Stopped:
+A deployment moves Created → Queued → InProgress → (Ready) → Succeeded | Failed | Stopped:
 
-1. the green group ``CodeDeploy_<group>_<deployment-id>`` is created from the original group;
+1. the green group ``CodeDeploy_<group>_<deployment-id>`` is created from the original group, with
+   CodeDeploy's launch hook (as CreateDeploymentGroup adds it to the original);
 2. each green instance runs the lifecycle events in the documented order, one every EVENT_SECONDS
    (AWS time); ValidateService probes the instance's endpoint (the revision's endpoint, mapped with
    ``POST /_bgemu/revisions``, or the instance's own) so a broken version really fails;
 3. READY_WAIT: with STOP_DEPLOYMENT the deployment is ``Ready`` until ContinueDeployment, and Stopped
-   (rolled back) when ``waitTimeInMinutes`` passes; with CONTINUE_DEPLOYMENT it goes on;
+   when ``waitTimeInMinutes`` passes; with CONTINUE_DEPLOYMENT it goes on;
 4. AllowTraffic registers green in the target group, then the blue instances run BeforeBlockTraffic,
    BlockTraffic (deregistered), AfterBlockTraffic;
 5. TERMINATION_WAIT (``terminationWaitTimeInMinutes``, or ContinueDeployment), then the original group
    is deleted (TERMINATE) and the deployment group points at the green group.
 
-StopDeployment with auto-rollback returns traffic to blue and removes green.  A second deployment
-in a group with an active one fails with DeploymentLimitExceededException.
+StopDeployment answers ``Pending`` and the deployment becomes Stopped STOP_SECONDS later.  A rollback
+(StopDeployment with auto-rollback, or the group's automatic rollback on DEPLOYMENT_FAILURE,
+DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_STOP_ON_REQUEST) is a new deployment, creator ``codeDeployRollback``,
+linked both ways by ``rollbackInfo``: it runs Before/Allow/AfterAllowTraffic on the original (blue)
+instances and Before/Block/AfterBlockTraffic on green, one event every EVENT_SECONDS, then removes the
+green group.  A second deployment in a group with an active one (a rollback included) fails with
+DeploymentLimitExceededException.
 """
 
 import json
@@ -25,6 +31,7 @@ import urllib.error
 import urllib.request
 
 from moto.autoscaling.models import autoscaling_backends
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.codedeploy import models
 from moto.codedeploy import responses
 from moto.codedeploy.exceptions import DeploymentDoesNotExistException
@@ -38,6 +45,7 @@ from bgemu.targethealth import endpoint as instance_endpoint
 
 LOCK = threading.RLock()
 EVENT_SECONDS = 5  # AWS seconds per lifecycle event
+STOP_SECONDS = 30  # AWS seconds between StopDeployment's Pending answer and the deployment's Stopped
 GREEN_EVENTS = [
     "ApplicationStop",
     "DownloadBundle",
@@ -51,6 +59,8 @@ GREEN_EVENTS = [
     "AfterAllowTraffic",
 ]
 BLUE_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
+ALLOW_EVENTS = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
+ROLLBACK_CREATOR = "codeDeployRollback"  # DeploymentInfo.creator of a rollback (API reference)
 REVISIONS = {}  # S3 key -> {"endpoint": where its instances answer, "fail_hook": a scriptable hook whose script fails}
 SCRIPTABLE = {
     "BeforeInstall",
@@ -71,9 +81,22 @@ class DeploymentLimitExceeded(JsonRESTError):
         )
 
 
-class DeploymentNotReady(JsonRESTError):
+class DeploymentIsNotInReadyState(JsonRESTError):
     def __init__(self, message):
-        super().__init__("InvalidDeploymentWaitTypeException", message)
+        super().__init__("DeploymentIsNotInReadyStateException", message)
+
+
+class DeploymentAlreadyCompleted(JsonRESTError):
+    def __init__(self, deployment):
+        super().__init__(
+            "DeploymentAlreadyCompletedException",
+            f"The deployment {deployment.deployment_id} has already completed (status {deployment.status})",
+        )
+
+
+class InvalidDeploymentWaitType(JsonRESTError):
+    def __init__(self, wait_type):
+        super().__init__("InvalidDeploymentWaitTypeException", f"Invalid deployment wait type: {wait_type}")
 
 
 class Flow:
@@ -95,6 +118,10 @@ class Flow:
         self.continued = False
         self.cursor = 0
         self.last_probe = {}
+        self.stop_at = None  # when a pending StopDeployment takes effect
+        self.stop_rollback = False  # ...and whether it rolls back
+        self.stop_message = ""
+        self.next_alarm_check = CLOCK.now()
 
     # -- helpers ----------------------------------------------------------------------------------------
     @property
@@ -162,6 +189,10 @@ class Flow:
             tags=[],
         )
         self.green_group = name
+        # CodeDeploy's launch hook on the replacement group too, as CreateDeploymentGroup puts it on the original
+        backend.create_lifecycle_hook(
+            hook_name(self.deployment.deployment_group), name, "autoscaling:EC2_INSTANCE_LAUNCHING", 600, "ABANDON"
+        )
         green = backend.autoscaling_groups[name]
         for state in green.instance_states:
             state.lifecycle_state = "InService"  # CodeDeploy's own hook is completed by the deployment
@@ -309,44 +340,90 @@ class Flow:
         self.deployment.deployment_group.auto_scaling_groups = [self.green_group]
         self.set_status("Succeeded")
 
-    def rollback(self):
-        elb = elbv2_backends[self.account][self.region]
-        for arn in self.target_group_arns():
-            if self.traffic_on_green:
-                elb.register_targets(arn, [{"Id": i} for i in self.blue])
-            registered = elb.target_groups[arn].targets
-            green = [{"Id": i} for i in self.green if i in registered]
-            if green:
-                elb.deregister_targets(arn, green)
-        self.traffic_on_green = False
-        backend = self.asg()
-        if self.green_group in backend.autoscaling_groups:
-            group = backend.autoscaling_groups[self.green_group]
-            backend.ec2_backend.terminate_instances([s.instance.id for s in group.instance_states])
-            group.instance_states = []
-            backend.delete_auto_scaling_group(self.green_group)
-        self.deployment.rollback_info = {"rollbackMessage": "traffic returned to the original instances"}
+    # -- stop and rollback --------------------------------------------------------------------------------
+    def auto_rollback(self, event):
+        config = self.deployment.deployment_group.auto_rollback_configuration or {}
+        return bool(config.get("enabled")) and event in (config.get("events") or [])
+
+    def start_rollback(self, reason):
+        """Automatic rollback: a new deployment (creator codeDeployRollback) that returns traffic to blue."""
+        if self.green_group is None:  # nothing was replaced: nothing to roll back
+            self.deployment.rollback_info = {"rollbackMessage": "Rollback not needed: no instances were replaced"}
+            return None
+        backend = models.codedeploy_backends[self.account][self.region]
+        rollback = new_deployment(
+            backend,
+            self.deployment.application_name,
+            self.deployment.deployment_group_name,
+            last_good_revision(backend, self.deployment),
+            creator=ROLLBACK_CREATOR,
+            description=f"Rollback of {self.deployment.deployment_id}",
+        )
+        rollback.rollback_info = {
+            "rollbackTriggeringDeploymentId": self.deployment.deployment_id,
+            "rollbackMessage": f"Rolling back deployment {self.deployment.deployment_id}: {reason}",
+        }
+        self.deployment.rollback_info = {
+            "rollbackDeploymentId": rollback.deployment_id,
+            "rollbackMessage": f"Rollback deployment {rollback.deployment_id} is in progress",
+        }
+        _flows(backend)[rollback.deployment_id] = RollbackFlow(rollback, self)
+        return rollback.deployment_id
 
     def fail(self, message):
-        events = (self.deployment.deployment_group.auto_rollback_configuration or {}).get("events", [])
-        if (self.deployment.deployment_group.auto_rollback_configuration or {}).get("enabled") and (
-            "DEPLOYMENT_FAILURE" in events
-        ):
-            self.rollback()
         self.deployment.error_information = {"code": "HEALTH_CONSTRAINTS", "message": message}
         self.set_status("Failed", message)
+        if self.auto_rollback("DEPLOYMENT_FAILURE"):
+            self.start_rollback(message)
 
-    def stop(self, auto_rollback):
-        if auto_rollback:
-            self.rollback()
-        self.set_status("Stopped", "stopped by request")
+    def request_stop(self, auto_rollback, message):
+        """StopDeployment: Pending now, Stopped STOP_SECONDS later (the deployment goes no further meanwhile)."""
+        self.stop_at = CLOCK.now() + CLOCK.seconds(STOP_SECONDS)
+        self.stop_rollback = auto_rollback
+        self.stop_message = message
+
+    def stopped(self, message, rollback, code="MANUAL_STOP"):
+        """Stopped (errorInformation.code: MANUAL_STOP, ALARM_ACTIVE or TIMEOUT), then the rollback if any."""
+        self.set_status("Stopped", message)
+        self.deployment.error_information = {"code": code, "message": message}
+        if rollback:
+            self.start_rollback(message)
+
+    def check_alarms(self):
+        """DEPLOYMENT_STOP_ON_ALARM: the group's alarms are polled while the deployment runs."""
+        group = self.deployment.deployment_group
+        alarms = getattr(group, "bgemu_alarm_configuration", None) or group.alarm_configuration
+        if alarms is not None and not isinstance(alarms, dict):
+            alarms = {"enabled": alarms.enabled, "alarms": alarms.alarms}
+        if not alarms or not alarms.get("enabled"):
+            return False
+        names = [a["name"] if isinstance(a, dict) else a for a in alarms.get("alarms") or []]
+        watch = cloudwatch_backends[self.account][self.region]
+        firing = sorted(a.name for a in watch.alarms.values() if a.name in names and a.state_value == "ALARM")
+        if not firing:
+            return False
+        message = f"Alarm activated: {', '.join(firing)}"
+        self.stopped(message, self.auto_rollback("DEPLOYMENT_STOP_ON_ALARM"), code="ALARM_ACTIVE")
+        return True
 
     # -- clock ------------------------------------------------------------------------------------------
     def advance(self):
+        """A pending stop takes effect when due (nothing else moves meanwhile); otherwise one event when due."""
         now = CLOCK.now()
-        if self.phase == "done" or now < self.next_at:
+        if self.phase == "done":
+            return
+        if self.stop_at is not None:
+            if now >= self.stop_at:
+                self.stopped(self.stop_message, self.stop_rollback)
+            return
+        if now < self.next_at:
             return
         self.next_at = now + CLOCK.seconds(EVENT_SECONDS)
+        self.next_event(now)
+
+    def next_event(self, now):
+        if self.phase != "provision" and self.check_alarms():
+            return
         if self.phase == "provision" and self.deployment.status == "Created":
             self.deployment.status = "Queued"
         elif self.phase == "provision":
@@ -354,10 +431,103 @@ class Flow:
         elif self.phase == "green":
             self.green_step()
         elif self.phase == "ready" and self.deadline is not None and now >= self.deadline:
-            self.rollback()
-            self.set_status("Stopped", "READY_WAIT timed out: nobody continued the deployment")
+            # nobody continued: Stopped, rolled back when the group rolls back automatically
+            rollback = bool((self.deployment.deployment_group.auto_rollback_configuration or {}).get("enabled"))
+            self.stopped("READY_WAIT timed out: nobody continued the deployment", rollback, code="TIMEOUT")
         elif self.phase == "termination_wait" and now >= self.deadline:
             self.succeed()
+
+
+class RollbackFlow(Flow):
+    """A rollback deployment: traffic back to the original (blue) instances, green blocked and removed."""
+
+    def __init__(self, deployment, origin):
+        super().__init__(deployment, origin.account, origin.region)
+        self.origin = origin
+        self.blue, self.green = list(origin.blue), list(origin.green)
+        self.blue_group, self.green_group = origin.blue_group, origin.green_group
+        self.steps = [(self.blue, name) for name in ALLOW_EVENTS] + [(self.green, name) for name in BLUE_EVENTS]
+
+    def provision(self):
+        for instance_id in self.blue:  # labels name the fleet: Blue is where traffic returns
+            self.targets[instance_id] = self.new_target(instance_id, "Blue", ALLOW_EVENTS)
+        for instance_id in self.green:
+            self.targets[instance_id] = self.new_target(instance_id, "Green", BLUE_EVENTS)
+        self.deployment.status = "InProgress"
+        self.deployment.start_time = utcnow()
+        self.phase = "rollback"
+
+    def step(self):
+        instances, name = self.steps[self.cursor]
+        elb = elbv2_backends[self.account][self.region]
+        for arn in self.target_group_arns():
+            registered = elb.target_groups[arn].targets
+            if name == "AllowTraffic":
+                missing = [{"Id": i} for i in instances if i not in registered and self.running(i)]
+                if missing:
+                    elb.register_targets(arn, missing)
+            elif name == "BlockTraffic":
+                present = [{"Id": i} for i in instances if i in registered]
+                if present:
+                    elb.deregister_targets(arn, present)
+        for instance_id in instances:
+            self.targets[instance_id]["status"] = "InProgress"
+            self.event(instance_id, name, "Succeeded")
+        self.cursor += 1
+        if self.cursor == len(self.steps):
+            self.remove_green()
+            for target in self.targets.values():
+                target["status"] = "Succeeded"
+            self.set_status("Succeeded")
+            self.origin.deployment.rollback_info["rollbackMessage"] = (
+                f"Rollback deployment {self.deployment.deployment_id} succeeded"
+            )
+
+    def running(self, instance_id):
+        instance = self.asg().ec2_backend.get_instance_by_id(instance_id)
+        return instance is not None and instance.state == "running"
+
+    def remove_green(self):
+        backend = self.asg()
+        if self.green_group in backend.autoscaling_groups:
+            group = backend.autoscaling_groups[self.green_group]
+            backend.ec2_backend.terminate_instances([s.instance.id for s in group.instance_states])
+            group.instance_states = []
+            backend.delete_auto_scaling_group(self.green_group)
+        backend.delete_lifecycle_hook(self.green_group, hook_name(self.deployment.deployment_group))
+
+    def next_event(self, now):  # a stop of a rollback is never rolled back (stop_deployment)
+        if self.phase == "provision" and self.deployment.status == "Created":
+            self.deployment.status = "Queued"
+        elif self.phase == "provision":
+            self.provision()
+        else:
+            self.step()
+
+
+def new_deployment(backend, *args, creator="user", **kwargs):
+    """A deployment in moto's model with CodeDeploy's id format (moto uses a UUID): d- and nine capitals or digits."""
+    moto_id = _original_create(backend, *args, **kwargs)
+    deployment = backend.deployments.pop(moto_id)
+    deployment.deployment_id = "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9))
+    deployment.status = "Created"
+    deployment.creator = creator
+    backend.deployments[deployment.deployment_id] = deployment
+    return deployment
+
+
+def last_good_revision(backend, deployment):
+    """What a rollback redeploys: the group's last successful revision (else the failed one's)."""
+    good = [
+        d
+        for d in backend.deployments.values()
+        if d.deployment_group_name == deployment.deployment_group_name
+        and d.application_name == deployment.application_name
+        and d.status == "Succeeded"
+        and d.creator != ROLLBACK_CREATOR
+    ]
+    good.sort(key=lambda d: d.create_time)
+    return (good[-1] if good else deployment).revision
 
 
 def _flows(backend):
@@ -395,21 +565,24 @@ def create_deployment(self, *args, **kwargs):
         for deployment in self.deployments.values():
             if deployment.deployment_group_name == group_name and deployment.status in ACTIVE:
                 raise DeploymentLimitExceeded(group_name, deployment.deployment_id)
-        moto_id = _original_create(self, *args, **kwargs)
-        deployment = self.deployments.pop(moto_id)
-        # CodeDeploy's id format (moto uses a UUID): d- and nine capitals or digits
-        deployment_id = "d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9))
-        deployment.deployment_id = deployment_id
-        self.deployments[deployment_id] = deployment
-        deployment.status = "Created"
-        _flows(self)[deployment_id] = Flow(deployment, self.account_id, self.region_name)
-        return deployment_id
+        deployment = new_deployment(self, *args, **kwargs)
+        _flows(self)[deployment.deployment_id] = Flow(deployment, self.account_id, self.region_name)
+        return deployment.deployment_id
 
 
 def continue_deployment(self):
+    """AWS's errors: DeploymentAlreadyCompletedException on a finished deployment,
+    DeploymentIsNotInReadyStateException when it is not waiting for that wait type."""
     with LOCK:
         flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
         wait_type = self._get_param("deploymentWaitType") or "READY_WAIT"
+        deployment_id = flow.deployment.deployment_id
+        if wait_type not in ("READY_WAIT", "TERMINATION_WAIT"):
+            raise InvalidDeploymentWaitType(wait_type)
+        if flow.phase == "done":
+            raise DeploymentAlreadyCompleted(flow.deployment)
+        if flow.stop_at is not None:
+            raise DeploymentIsNotInReadyState(f"Deployment {deployment_id} is being stopped")
         if wait_type == "READY_WAIT" and flow.phase == "ready":
             flow.continued = True
             flow.phase = "green"
@@ -418,17 +591,27 @@ def continue_deployment(self):
         elif wait_type == "TERMINATION_WAIT" and flow.phase == "termination_wait":
             flow.succeed()
         else:
-            raise DeploymentNotReady(f"Deployment {flow.deployment.deployment_id} is not waiting for {wait_type}")
+            state = "Ready" if wait_type == "READY_WAIT" else "in its termination wait"
+            raise DeploymentIsNotInReadyState(
+                f"Deployment {deployment_id} is not {state} (status {flow.deployment.status}) and can't continue"
+            )
     return "{}"
 
 
 def stop_deployment(self):
+    """Asynchronous, as on AWS: ``Pending`` now, Stopped STOP_SECONDS later; a finished deployment raises
+    DeploymentAlreadyCompletedException.  autoRollbackEnabled omitted: the group's DEPLOYMENT_STOP_ON_REQUEST."""
     with LOCK:
         flow = flow_for(self.codedeploy_backend, self._get_param("deploymentId"))
         if flow.phase == "done":
-            return json.dumps({"status": "Succeeded", "statusMessage": "the deployment had already ended"})
-        flow.stop(bool(self._get_param("autoRollbackEnabled")))
-    return json.dumps({"status": "Succeeded", "statusMessage": "deployment stopped"})
+            raise DeploymentAlreadyCompleted(flow.deployment)
+        if flow.stop_at is None:
+            rollback = self._get_param("autoRollbackEnabled")
+            if rollback is None:
+                rollback = flow.auto_rollback("DEPLOYMENT_STOP_ON_REQUEST")
+            flow.request_stop(bool(rollback) and not isinstance(flow, RollbackFlow), "Stopped by request")
+    message = f"Stopping deployment {flow.deployment.deployment_id}: the stop is pending"
+    return json.dumps({"status": "Pending", "statusMessage": message})
 
 
 def list_deployment_targets(self):

@@ -4,8 +4,12 @@ An instance's endpoint (``host:port`` on loopback) comes from its tag ``bgemu:en
 launch template's tag specifications) or from the admin call ``POST /_bgemu/endpoints``.  For those
 targets the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
 so a target goes ``initial`` → ``healthy`` / ``unhealthy`` as a real one would, and a deregistered target
-is ``draining`` for the group's deregistration delay.  ``POST /_bgemu/health`` forces a target's answer.
-Targets with no endpoint keep moto's answer (always healthy).  Every wait follows the time scale.
+is ``draining`` for the group's deregistration delay, also in a whole-group DescribeTargetHealth (moto drops
+it from that answer).  ``POST /_bgemu/health`` forces a target's answer.  A target with no endpoint is
+checked like any other and nothing answers: ``unhealthy`` (``Target.FailedHealthChecks``), never moto's
+``healthy``.  The unhealthy reasons are AWS's: ``Target.ResponseCodeMismatch`` (an answer outside the
+matcher), ``Target.Timeout`` (no answer within the check's timeout), ``Target.FailedHealthChecks`` (the
+connection failed).  Every wait follows the time scale.
 """
 
 import threading
@@ -28,6 +32,7 @@ class Check:
         self.target_id = target_id
         self.state = "initial"
         self.reason = "Elb.RegistrationInProgress"
+        self.description = "Target registration is in progress"
         self.successes = 0
         self.failures = 0
         self.next_check = CLOCK.now()
@@ -53,9 +58,12 @@ def _matches(status, matcher):
 
 
 def probe(check):
+    """One health check: (passed, AWS's reason code and description when it did not)."""
     if check.target_id in FORCED:
-        return FORCED[check.target_id]
+        return FORCED[check.target_id], "Target.ResponseCodeMismatch", "Health checks failed (forced by the emulator)"
     address = endpoint(check.group, check.target_id)
+    if address is None:  # no process answers for this instance: the connection fails
+        return False, "Target.FailedHealthChecks", "Health checks failed"
     host, unused_colon, port = address.rpartition(":")
     if check.group.health_check_port not in (None, "traffic-port"):
         port = check.group.health_check_port
@@ -66,9 +74,16 @@ def probe(check):
             status = response.status
     except urllib.error.HTTPError as e:
         status = e.code
+    except TimeoutError:
+        return False, "Target.Timeout", "Request timed out"
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, TimeoutError):
+            return False, "Target.Timeout", "Request timed out"
+        return False, "Target.FailedHealthChecks", "Health checks failed"
     except OSError:
-        return False
-    return _matches(status, check.group.matcher or {"HttpCode": "200"})
+        return False, "Target.FailedHealthChecks", "Health checks failed"
+    ok = _matches(status, check.group.matcher or {"HttpCode": "200"})
+    return ok, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]"
 
 
 def tick():
@@ -76,19 +91,21 @@ def tick():
     with LOCK:
         due = [c for c in STATES.values() if c.draining_until is None and c.next_check <= CLOCK.now()]
     for check in due:
-        if check.target_id not in FORCED and endpoint(check.group, check.target_id) is None:
-            continue
-        ok = probe(check)
+        ok, reason, description = probe(check)
         with LOCK:
+            if check.draining_until is not None:  # deregistered while it was being probed
+                continue
             check.next_check = CLOCK.now() + CLOCK.seconds(check.group.health_check_interval_seconds)
             if ok:
                 check.successes, check.failures = check.successes + 1, 0
                 if check.state != "healthy" and check.successes >= int(check.group.healthy_threshold_count):
-                    check.state, check.reason = "healthy", None
+                    check.state, check.reason, check.description = "healthy", None, None
             else:
                 check.failures, check.successes = check.failures + 1, 0
                 if check.state != "unhealthy" and check.failures >= int(check.group.unhealthy_threshold_count):
-                    check.state, check.reason = "unhealthy", "Target.ResponseCodeMismatch"
+                    check.state = "unhealthy"
+                if check.state == "unhealthy":
+                    check.reason, check.description = reason, description
     with LOCK:
         for key, check in list(STATES.items()):
             if check.draining_until is not None and check.draining_until <= CLOCK.now():
@@ -106,6 +123,7 @@ def reset():
 _original_register = models.FakeTargetGroup.register
 _original_deregister = models.FakeTargetGroup.deregister
 _original_health_for = models.FakeTargetGroup.health_for
+_original_describe_target_health = models.ELBv2Backend.describe_target_health
 
 
 def register(self, targets):
@@ -125,17 +143,37 @@ def deregister(self, targets):
             check = STATES.get((self.arn, target["Id"]))
             if check is not None:
                 check.state, check.reason = "draining", "Target.DeregistrationInProgress"
+                check.description = "Target deregistration is in progress"
                 check.draining_until = CLOCK.now() + CLOCK.seconds(delay)
 
 
 def health_for(self, target, ec2_backend):
+    """The check's state for every target it knows: registered (endpoint or not) or still draining."""
     with LOCK:
         check = STATES.get((self.arn, target["Id"]))
     answer = _original_health_for(self, target, ec2_backend)
-    if check is None or (target["Id"] not in FORCED and endpoint(self, target["Id"]) is None):
+    if check is None or (target["Id"] not in self.targets and check.draining_until is None):
         return answer
     answer.status, answer.reason = check.state, check.reason
-    answer.description = None if check.state == "healthy" else f"bgemu: {check.state}"
+    answer.description = check.description
+    return answer
+
+
+def describe_target_health(self, target_group_arn, targets):
+    """Without a Targets filter AWS also lists the targets still draining; moto lists only registered ones."""
+    answer = _original_describe_target_health(self, target_group_arn, targets)
+    if targets:
+        return answer
+    group = self.target_groups[target_group_arn]
+    with LOCK:
+        draining = [
+            c.target_id
+            for (arn, target_id), c in STATES.items()
+            if arn == target_group_arn and c.draining_until is not None and target_id not in group.targets
+        ]
+    for target_id in draining:
+        target = group.deregistered_targets.get(target_id) or {"Id": target_id}
+        answer.append(group.health_for(target, self.ec2_backend))
     return answer
 
 
@@ -143,4 +181,5 @@ PATCHES = [
     (models.FakeTargetGroup, "register", register),
     (models.FakeTargetGroup, "deregister", deregister),
     (models.FakeTargetGroup, "health_for", health_for),
+    (models.ELBv2Backend, "describe_target_health", describe_target_health),
 ]
