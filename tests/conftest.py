@@ -113,6 +113,11 @@ def revisions(emulator):
                 "POST",
                 {"key": "app-bad-install.zip", "endpoint": f"127.0.0.1:{port}", "fail_hook": "AfterInstall"},
             )
+    # the bundles themselves, so a deployment can pin them (codedeploy_deployment reads their ETag)
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="releases", CreateBucketConfiguration={"LocationConstraint": EMULATOR_REGION})
+    for key in ("app-good.zip", "app-broken.zip", "app-bad-install.zip"):
+        s3.put_object(Bucket="releases", Key=key, Body=f"bundle {key}".encode())
     time.sleep(0.5)
     yield endpoints
     for proc in procs:

@@ -33,7 +33,11 @@ options:
         description: A name for the timeline.
         type: str
       urls:
-        description: URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+        description:
+          - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+          - In M(bluegreen.aws.codedeploy_deployment)'s O(ready_gates) and O(bake_gates) a URL may hold
+            C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
+            probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
         elements: str
       expected_status:
@@ -103,7 +107,11 @@ options:
         description: A name for the timeline.
         type: str
       urls:
-        description: URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+        description:
+          - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+          - In M(bluegreen.aws.codedeploy_deployment)'s O(ready_gates) and O(bake_gates) a URL may hold
+            C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
+            probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
         elements: str
       expected_status:
@@ -169,7 +177,11 @@ options:
         description: A name for the timeline.
         type: str
       urls:
-        description: URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+        description:
+          - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
+          - In M(bluegreen.aws.codedeploy_deployment)'s O(ready_gates) and O(bake_gates) a URL may hold
+            C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
+            probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
         elements: str
       expected_status:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HELD
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
+from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import describe_addresses
 
 try:
     from botocore.exceptions import ClientError
@@ -27,18 +30,12 @@ def retry(**backoff):
     return AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"], **backoff)
 
 
-def _code(error):
-    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
-
-
 def get_application(client, name):
     """The application as ``{"name", "id", "compute_platform", "tags"}``, or None when it does not exist."""
     try:
         info = client.get_application(applicationName=name, aws_retry=True)["application"]
-    except ClientError as e:
-        if _code(e) == "ApplicationDoesNotExistException":
-            return None
-        raise
+    except is_boto3_error_code("ApplicationDoesNotExistException"):
+        return None
     return {
         "name": info["applicationName"],
         "id": info.get("applicationId"),
@@ -130,6 +127,12 @@ def validate_group(p):
         raise DeploymentGroupError("termination_wait_minutes must be between 0 and 2880 (two days)")
     if p["ready_action"] == "continue" and p["ready_wait_minutes"]:
         raise DeploymentGroupError("ready_wait_minutes applies only with ready_action=stop (wait for a continue)")
+    if blue_green and p["ready_action"] == "stop" and not 1 <= p["ready_wait_minutes"] <= 2880:
+        raise DeploymentGroupError(
+            f"ready_action=stop with ready_wait_minutes={p['ready_wait_minutes']}: the deployment would stop before "
+            "anything (a person, or codedeploy_deployment's ready_gates) could continue it; "
+            "set ready_wait_minutes between 1 and 2880"
+        )
     bad = [e for e in p["auto_rollback_events"] if e not in ROLLBACK_EVENTS]
     if bad:
         raise DeploymentGroupError(f"auto_rollback_events: unknown {bad}; use {list(ROLLBACK_EVENTS)}")
@@ -220,20 +223,16 @@ def check_references(client, iam, autoscaling, p):
     """
     try:
         client.get_deployment_config(deploymentConfigName=p["deployment_config"], aws_retry=True)
-    except ClientError as e:
-        if _code(e) == "DeploymentConfigDoesNotExistException":
-            raise DeploymentGroupError(
-                f"deployment_config: {p['deployment_config']} does not exist; EC2 has CodeDeployDefault.OneAtATime, "
-                "HalfAtATime and AllAtOnce (no weighted canary on EC2: use bluegreen.aws.traffic_switch for that)"
-            ) from e
-        raise
+    except is_boto3_error_code("DeploymentConfigDoesNotExistException") as e:
+        raise DeploymentGroupError(
+            f"deployment_config: {p['deployment_config']} does not exist; EC2 has CodeDeployDefault.OneAtATime, "
+            "HalfAtATime and AllAtOnce (no weighted canary on EC2: use bluegreen.aws.traffic_switch for that)"
+        ) from e
     role = p["service_role"]
     try:
         role_arn = iam.get_role(RoleName=role.rsplit("/", 1)[-1], aws_retry=True)["Role"]["Arn"]
-    except ClientError as e:
-        if _code(e) == "NoSuchEntity":
-            raise DeploymentGroupError(f"service_role: IAM role {role} does not exist") from e
-        raise
+    except is_boto3_error_code("NoSuchEntity") as e:
+        raise DeploymentGroupError(f"service_role: IAM role {role} does not exist") from e
     warnings = []
     if p["auto_scaling_groups"]:
         found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=p["auto_scaling_groups"], aws_retry=True)
@@ -267,14 +266,12 @@ def get_deployment_group(client, application, name):
         return client.get_deployment_group(applicationName=application, deploymentGroupName=name, aws_retry=True)[
             "deploymentGroupInfo"
         ]
-    except ClientError as e:
-        if _code(e) == "ApplicationDoesNotExistException":
-            raise DeploymentGroupError(
-                f"application: {application} does not exist; create it with bluegreen.aws.codedeploy_application"
-            ) from e
-        if _code(e) == "DeploymentGroupDoesNotExistException":
-            return None
-        raise
+    except is_boto3_error_code("ApplicationDoesNotExistException") as e:
+        raise DeploymentGroupError(
+            f"application: {application} does not exist; create it with bluegreen.aws.codedeploy_application"
+        ) from e
+    except is_boto3_error_code("DeploymentGroupDoesNotExistException"):
+        return None
 
 
 def replacement_of(group_name, asg_name):
@@ -395,9 +392,7 @@ def create_deployment(client, application, group, revision, description):
             description=description or "",
             aws_retry=True,
         )["deploymentId"]
-    except ClientError as e:
-        if _code(e) != "DeploymentLimitExceededException":
-            raise
+    except is_boto3_error_code("DeploymentLimitExceededException") as e:
         active = active_deployment(client, application, group)
         infos = _deployments(client, [active]) if active else []
         if infos and (infos[0].get("revision") or {}).get("s3Location") == s3:
@@ -405,6 +400,79 @@ def create_deployment(client, application, group, revision, description):
         if active:
             raise ActiveDeployment(active) from e
         raise
+
+
+class RevisionError(Exception):
+    """The revision cannot be identified; the message names the parameter and the fix."""
+
+
+def resolve_revision(s3, revision):
+    """The revision with its identity: ``etag`` or ``version`` as given, or read with HeadObject.
+
+    Bucket and key alone do not identify a revision: new content uploaded to the same key is another release, and
+    CodeDeploy deploys whatever the key holds when it downloads it.  Pinning the ETag (and the version of a
+    versioned bucket) makes a re-upload a new deployment and the deployment download exactly what was checked.
+    """
+    if revision.get("etag") or revision.get("version"):
+        return dict(revision)
+    try:
+        head = s3.head_object(Bucket=revision["bucket"], Key=revision["key"], aws_retry=True)
+    except is_boto3_error_code(["404", "NoSuchKey", "NotFound", "NoSuchBucket"]) as e:
+        raise RevisionError(
+            f"revision: s3://{revision['bucket']}/{revision['key']} does not exist; upload the bundle first "
+            "(bluegreen.aws.codedeploy_bundle, then amazon.aws.s3_object), or give revision.etag / revision.version"
+        ) from e
+    found = dict(revision, etag=head["ETag"].strip('"'))
+    if head.get("VersionId") and head["VersionId"] != "null":
+        found["version"] = head["VersionId"]
+    return found
+
+
+def _target_group_name(value):
+    """A target group's name from its name or ARN (``...:targetgroup/<name>/<id>``)."""
+    return value.split(":targetgroup/", 1)[1].split("/", 1)[0] if ":targetgroup/" in value else value
+
+
+def check_gates_can_run(group, p):
+    """Refuse, before any write, gates that could never run or would judge the wrong fleet (issue: silent gates)."""
+    if group is None:
+        raise DeploymentGroupError(
+            f"deployment_group: {p['deployment_group']} does not exist in application {p['application']}"
+        )
+    blue_green = (group.get("deploymentStyle") or {}).get("deploymentType") == "BLUE_GREEN"
+    config = group.get("blueGreenDeploymentConfiguration") or {}
+    ready = (config.get("deploymentReadyOption") or {}).get("actionOnTimeout", "CONTINUE_DEPLOYMENT")
+    if p["ready_gates"] and (not blue_green or ready != "STOP_DEPLOYMENT"):
+        raise DeploymentGroupError(
+            f"ready_gates: deployment group {p['deployment_group']} "
+            + ("is not blue/green" if not blue_green else "reroutes as soon as green is ready (CONTINUE_DEPLOYMENT)")
+            + ": there is no Ready pause for these gates to judge. Set ready_action=stop with ready_wait_minutes on "
+            "the group (bluegreen.aws.codedeploy_deployment_group), or move the gates to bake_gates"
+        )
+    own = {t.get("name") for t in (group.get("loadBalancerInfo") or {}).get("targetGroupInfoList") or []}
+    for index, spec in enumerate(p["ready_gates"]):
+        if spec["type"] == "target_health" and _target_group_name(spec["target_group"]) in own:
+            raise DeploymentGroupError(
+                f"ready_gates[{index}].target_group: {spec['target_group']} is the deployment group's own target "
+                "group; with STOP_DEPLOYMENT AWS registers the green instances there only after the reroute, so at "
+                "Ready it would judge blue. Judge green with an http gate whose urls hold {private_ip} "
+                "(one probe per green instance), or a separate test target group"
+            )
+    if p["bake_gates"]:
+        termination = config.get("terminateBlueInstancesOnDeploymentSuccess") or {}
+        minutes = termination.get("terminationWaitTimeInMinutes", 0)
+        if not blue_green or termination.get("action") != "TERMINATE" or not minutes:
+            raise DeploymentGroupError(
+                f"bake_gates: deployment group {p['deployment_group']} has no termination wait (blue_termination="
+                f"{termination.get('action', 'none').lower()}, termination_wait_minutes={minutes}): the bake gates "
+                "would never run. Set blue_termination=terminate and termination_wait_minutes on the group"
+            )
+        if p["bake_seconds"] > minutes * 60:
+            raise DeploymentGroupError(
+                f"bake_seconds={p['bake_seconds']} is longer than the group's termination wait ({minutes} min): the "
+                "blue instances would be gone before the bake ends. Lower bake_seconds or raise "
+                "termination_wait_minutes"
+            )
 
 
 def deployment_targets(client, deployment_id):
@@ -439,7 +507,14 @@ def diagnostics(targets):
 
 
 class Tracker:
-    """Follows one deployment to its end, gating READY_WAIT and the termination wait; clock injected."""
+    """Follows one deployment to its end, gating READY_WAIT and the termination wait; clock injected.
+
+    Ready gates judge the green (replacement) instances: with STOP_DEPLOYMENT AWS registers them with the load
+    balancer only after ContinueDeployment, so HTTP gates with ``{private_ip}`` / ``{instance_id}`` in their URLs
+    are bound to the deployment's Green targets at Ready (one probe per instance, all must pass).  A stop (a failed
+    gate, or state=stopped) is followed until CodeDeploy says Stopped, then the rollback deployment CodeDeploy
+    starts (``rollbackInfo.rollbackDeploymentId``) is followed to its own end.
+    """
 
     def __init__(
         self,
@@ -449,6 +524,9 @@ class Tracker:
         bake_gates=(),
         bake_seconds=0,
         continue_ready=True,
+        on_undecided="fail",
+        ready_gate_timeout=None,
+        ec2=None,
         poll=5.0,
         timeout=3600.0,
         gate_interval=5.0,
@@ -461,12 +539,17 @@ class Tracker:
         self.bake_gates = list(bake_gates)
         self.bake_seconds = bake_seconds
         self.continue_ready = continue_ready
+        self.on_undecided = on_undecided
+        self.ready_gate_timeout = ready_gate_timeout
+        self.ec2 = ec2
         self.poll = poll
         self.timeout = timeout
         self.gate_interval = gate_interval
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
         self.timeline = []
+        self.rollback = None  # {"deployment_id", "status"} once a rollback deployment was followed
+        self.stop_reason = None
         self._started = self.clock()
 
     def _event(self, status, **extra):
@@ -474,8 +557,13 @@ class Tracker:
         entry.update(extra)
         self.timeline.append(entry)
 
-    def info(self):
-        return self.client.get_deployment(deploymentId=self.deployment_id, aws_retry=True)["deploymentInfo"]
+    def info(self, deployment_id=None):
+        return self.client.get_deployment(deploymentId=deployment_id or self.deployment_id, aws_retry=True)[
+            "deploymentInfo"
+        ]
+
+    def _deadline(self):
+        return self._started + self.timeout
 
     def _watch(self, gates, seconds, label, until_pass, stop=None):
         """One gate window through the gate engine, every evaluation in the timeline."""
@@ -484,7 +572,8 @@ class Tracker:
             seconds,
             self.gate_interval,
             until_pass=until_pass,
-            deadline=self._started + self.timeout,
+            on_undecided=self.on_undecided if label == "ready" else "fail",
+            deadline=self._deadline(),
             label=label,
             clock=self.clock,
             sleep=self.sleep,
@@ -492,16 +581,106 @@ class Tracker:
             stop=stop,
         )
 
+    def _timed_out(self, status):
+        result = {"deployment_id": self.deployment_id, "status": status, "timeline": self.timeline}
+        if self.rollback:
+            result["rollback_deployment_id"] = self.rollback["deployment_id"]
+        return DeploymentError(
+            f"wait_timeout: deployment {self.deployment_id} still {status} after {self.timeout:g}s", result
+        )
+
+    # -- green ------------------------------------------------------------------------------------------------------
+    def bind_green(self):
+        """Point the per-instance gates at the deployment's Green targets; returns their instance ids."""
+        green = sorted(
+            t["targetId"]
+            for t in deployment_targets(self.client, self.deployment_id)
+            if t.get("instanceLabel") == "Green"
+        )
+        per_instance = [g for g in self.ready_gates + self.bake_gates if hasattr(g, "bind")]
+        if per_instance:
+            addresses = describe_addresses(self.ec2, green) if green else {}
+            for gate in per_instance:
+                gate.bind(addresses)
+        self._event("GreenInstances", instances=green)
+        return green
+
+    # -- stop -------------------------------------------------------------------------------------------------------
     def stop(self, reason):
-        self.client.stop_deployment(deploymentId=self.deployment_id, autoRollbackEnabled=True, aws_retry=True)
-        self._event("StopRequested", reason=reason)
+        """StopDeployment with rollback; the caller's loop then follows it to Stopped and the rollback to its end."""
+        self.stop_reason = reason
+        try:
+            answer = self.client.stop_deployment(
+                deploymentId=self.deployment_id, autoRollbackEnabled=True, aws_retry=True
+            )
+        except is_boto3_error_code("DeploymentAlreadyCompletedException"):
+            self._event("StopTooLate", reason=f"{reason}; the deployment had already finished")
+            return
+        self._event("StopRequested", reason=reason, stop_status=answer.get("status"))
+
+    def _follow_rollback(self, info):
+        """Follow the rollback deployment CodeDeploy started for this one (if any) to its end."""
+        rollback_id = (info.get("rollbackInfo") or {}).get("rollbackDeploymentId")
+        if not rollback_id:
+            return
+        self.rollback = {"deployment_id": rollback_id, "status": None}
+        last = None
+        while True:
+            status = self.info(rollback_id)["status"]
+            if status != last:
+                self._event(f"Rollback:{status}", deployment_id=rollback_id)
+                last = status
+            self.rollback["status"] = status
+            if status in DONE_STATUSES:
+                return
+            if self.clock() >= self._deadline():
+                raise self._timed_out(f"rolling back ({rollback_id} {status})")
+            self.sleep(self.poll)
+
+    # -- run --------------------------------------------------------------------------------------------------------
+    def _ready(self, info):
+        """Gate the reroute; returns None to go on polling, or the info to return (left waiting or held)."""
+        if not self.ready_gates:
+            if not self.continue_ready:
+                self._event("LeftWaiting", reason="continue_ready=false: traffic stays on the original instances")
+                return info
+            self._continue()
+            return None
+        self.bind_green()
+
+        def left_ready():
+            status = self.info()["status"]
+            return None if status == "Ready" else f"deployment {status}"
+
+        decision = self._watch(self.ready_gates, self.ready_gate_timeout, "ready", until_pass=True, stop=left_ready)
+        if decision.passed:
+            self._continue()
+        elif decision.verdict == HELD:
+            self._event("Held", reason=f"{decision.reason}; the deployment waits in Ready, traffic on blue")
+            self.stop_reason = decision.reason
+            return dict(info, status="Held")
+        elif self.info()["status"] == "Ready":
+            self.stop(f"ready gates failed: {decision.reason}")
+        else:  # the ready wait ran out while the gates were undecided: CodeDeploy stopped it, nothing to send
+            self.stop_reason = f"ready gates failed: {decision.reason}"
+        return None
+
+    def _continue(self):
+        try:
+            self.client.continue_deployment(
+                deploymentId=self.deployment_id, deploymentWaitType="READY_WAIT", aws_retry=True
+            )
+        except is_boto3_error_code(["DeploymentAlreadyCompletedException", "DeploymentIsNotInReadyStateException"]):
+            self._event("ContinueTooLate", reason="the deployment left Ready before ContinueDeployment")
+            return
+        self._event("ContinueRequested", wait_type="READY_WAIT")
 
     def run(self):
-        """Returns the final deployment info, or the Ready one when it is left waiting (continue_ready=False without
-        ready gates); raises DeploymentError on failure, stop or timeout."""
+        """Returns the final deployment info (status Held or Ready when left waiting); raises DeploymentError on
+        timeout. A stop is followed to Stopped and its rollback deployment to its end (see ``self.rollback``)."""
         last = None
         ready_done = False
-        bake_started = None
+        bake_done = False
         while True:
             info = self.info()
             status = info["status"]
@@ -509,37 +688,28 @@ class Tracker:
                 self._event(status)
                 last = status
             if status in DONE_STATUSES:
-                break
+                self._follow_rollback(info)
+                return info
             if status == "Ready" and not ready_done:
                 ready_done = True
-                if self.ready_gates:
-                    decision = self._watch(self.ready_gates, None, "ready", until_pass=True)
-                    if not decision.passed:
-                        self.stop(f"ready gates failed: {decision.reason}")
-                        continue
-                elif not self.continue_ready:
-                    self._event("LeftWaiting", reason="continue_ready=false: traffic stays on the original instances")
-                    return info
-                self.client.continue_deployment(
-                    deploymentId=self.deployment_id, deploymentWaitType="READY_WAIT", aws_retry=True
-                )
-                self._event("ContinueRequested", wait_type="READY_WAIT")
-            if info.get("instanceTerminationWaitTimeStarted") and self.bake_gates and bake_started is None:
-                bake_started = self.clock()
+                returned = self._ready(info)
+                if returned is not None:
+                    return returned
+                continue
+            if info.get("instanceTerminationWaitTimeStarted") and self.bake_gates and not bake_done:
+                bake_done = True
                 decision = self._bake()
                 if not decision.passed:
                     self.stop(f"bake gates failed: {decision.reason}")
-                    continue
-            if self.clock() - self._started > self.timeout:
-                result = {"deployment_id": self.deployment_id, "status": status, "timeline": self.timeline}
-                raise DeploymentError(
-                    f"wait_timeout: deployment {self.deployment_id} still {status} after {self.timeout:g}s", result
-                )
+                continue
+            if self.clock() >= self._deadline():
+                raise self._timed_out(status)
             self.sleep(self.poll)
-        return info
 
     def _bake(self):
         """Evaluate the bake gates for bake_seconds, or until the deployment ends."""
+        if any(hasattr(g, "bind") for g in self.bake_gates):
+            self.bind_green()
 
         def ended():
             status = self.info()["status"]

@@ -361,9 +361,60 @@ GATE_OPTIONS = dict(
 GATE_NEEDS = {"http": "urls", "target_health": "target_group", "cloudwatch_alarm": "alarm_names"}
 
 
-def build_gates(raw, aws_client=None, option="gates"):
+URL_FIELDS = ("instance_id", "private_ip", "public_ip", "private_dns", "availability_zone")
+
+
+class InstanceHttpGate:
+    """An HTTP gate over URL templates (``http://{private_ip}:8080/health``), one probe per instance.
+
+    It is pending-free until :meth:`bind` gives it the instances (``{instance_id: {field: value}}``), then it is an
+    :class:`HttpGate` over every expanded URL: all instances must pass. Bound to no instance, it fails: a gate with
+    nothing to judge is not a pass.
+    """
+
+    def __init__(self, templates, name, **options):
+        self.templates = list(templates)
+        self.name = name
+        self.options = options
+        self._gate = None
+        self._instances = None
+
+    def bind(self, addresses):
+        self._instances = sorted(addresses)
+        urls = [t.format(**addresses[i]) for i in self._instances for t in self.templates]
+        self._gate = HttpGate(urls, name=self.name, **self.options) if urls else None
+
+    def evaluate(self):
+        if self._instances is None:
+            return GateResult(self.name, FAIL, "not bound to any instance yet")
+        if self._gate is None:
+            return GateResult(self.name, FAIL, "no instance to probe: the deployment has no green instance")
+        result = self._gate.evaluate()
+        result.details["instances"] = self._instances
+        return result
+
+
+def _check_templates(urls, where, templates):
+    """URL templates name only URL_FIELDS, and only where the caller binds instances."""
+    placeholders = {field: "x" for field in URL_FIELDS}
+    has = [url for url in urls if "{" in url]
+    if has and not templates:
+        raise GateError(
+            f"{where}.urls: {has[0]} has a placeholder; instance placeholders ({', '.join(URL_FIELDS)}) are for "
+            "codedeploy_deployment's ready_gates and bake_gates, which bind them to the green instances"
+        )
+    for url in has:
+        try:
+            url.format(**placeholders)
+        except (KeyError, IndexError, ValueError) as e:
+            raise GateError(f"{where}.urls: {url} uses an unknown placeholder {e}; use {', '.join(URL_FIELDS)}") from e
+    return bool(has)
+
+
+def build_gates(raw, aws_client=None, option="gates", templates=False):
     """Gates from module parameters (``option`` names them in errors); ``aws_client(service)`` gives retrying
-    clients for the AWS gates. Bad options raise GateError before any gate is evaluated."""
+    clients for the AWS gates. With ``templates``, http URLs may hold instance placeholders (InstanceHttpGate).
+    Bad options raise GateError before any gate is evaluated."""
     gates = []
     for index, spec in enumerate(raw or []):
         where = f"{option}[{index}]"
@@ -376,16 +427,19 @@ def build_gates(raw, aws_client=None, option="gates"):
             raise GateError(f"{where}: a {kind} gate needs boto3 and AWS credentials")
         try:
             if kind == "http":
-                gate = HttpGate(
-                    spec["urls"],
+                http = dict(
                     expected_status=tuple(spec["expected_status"]),
                     body_pattern=spec["body_pattern"],
                     timeout=spec["timeout"],
                     success_threshold=spec["success_threshold"],
                     failure_threshold=spec["failure_threshold"],
                     latency_ceiling_ms=spec["latency_ceiling_ms"],
-                    name=name,
                 )
+                if _check_templates(spec["urls"], where, templates):
+                    HttpGate(["x"], **http)  # the options' own checks, now rather than at Ready
+                    gate = InstanceHttpGate(spec["urls"], name, **http)
+                else:
+                    gate = HttpGate(spec["urls"], name=name, **http)
             elif kind == "target_health":
                 elbv2 = aws_client("elbv2")
                 group = describe_target_group(elbv2, spec["target_group"], f"{where}.target_group")

@@ -18,6 +18,7 @@ from dataclasses import field
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import FAIL
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PASS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import PENDING
+from ansible_collections.bluegreen.aws.plugins.module_utils.gates import URL_FIELDS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateResult
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import http_probe
@@ -34,7 +35,6 @@ TRANSITIONS = {
 }
 RESULTS = ("CONTINUE", "ABANDON")
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
-URL_FIELDS = ("instance_id", "private_ip", "public_ip", "private_dns", "availability_zone")
 
 
 class LifecycleError(Exception):
@@ -81,6 +81,11 @@ def validate(request):
         raise LifecycleError(f"instance_ids must be EC2 instance ids like i-0123456789abcdef0, got {bad}")
     if request.wait_timeout <= 0 or request.poll_interval <= 0:
         raise LifecycleError("wait_timeout and poll_interval must be positive numbers of seconds")
+    if request.heartbeat and request.result == "ABANDON":
+        raise LifecycleError(
+            "heartbeat=true keeps the instances waiting while result=ABANDON would end their launch: they contradict. "
+            "Use heartbeat=true alone to extend the wait, or result=ABANDON alone to abandon"
+        )
     check = request.health_check
     if check is None:
         return

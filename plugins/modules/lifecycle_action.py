@@ -59,7 +59,7 @@ options:
   heartbeat:
     description:
       - Record a lifecycle action heartbeat instead of completing, extending the wait by the hook's
-        heartbeat timeout. O(result) and O(wait) are ignored.
+        heartbeat timeout. O(wait) is ignored; O(result=ABANDON) with it is refused (they contradict).
     type: bool
     default: false
   wait:

@@ -1,5 +1,6 @@
 """bluegreen.aws.codedeploy_deployment through real ansible-playbook runs on the emulator (real apps as revisions)."""
 
+import http.server
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
 from cdfleet import registered
+from cdfleet import status
 from cdfleet import wait_status
 from conftest import run_playbook
 
@@ -52,19 +54,159 @@ def test_broken_version_fails_with_diagnostics_naming_the_hook(emulator, revisio
 
 
 def ready_group(emulator, **kwargs):
-    return fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, **kwargs)
+    kwargs.setdefault("ready", {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    return fleet(emulator, **kwargs)
 
 
-def test_ready_wait_is_continued_only_after_the_gates_pass(emulator, revisions, tmp_path):
-    f = ready_group(emulator)
-    gate = [{"type": "target_health", "target_group": "web-tg", "min_healthy": 1, "min_healthy_percent": 0}]
-    rc, results, unused_report = run_playbook(task(ready_gates=gate), emulator.endpoint, tmp_path)
+@pytest.fixture
+def instances(revisions):
+    """``http://127.0.0.1:PORT/<instance id>/...`` forwarded to the app that instance runs, as the instance's own
+    address would be on AWS: blue instances to ``blue`` (app-good), any other (green) instance to ``green``."""
+    from dataplane import get
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        blue = set()
+        green = revisions["app-good.zip"]
+
+        def do_GET(self):
+            instance, unused, rest = self.path.strip("/").partition("/")
+            endpoint = revisions["app-good.zip"] if instance in type(self).blue else type(self).green
+            status, body = get(f"http://{endpoint}/{rest}")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Handler.url = f"http://127.0.0.1:{server.server_port}/{{instance_id}}/health/deep"
+    yield Handler
+    server.shutdown()
+
+
+def green_gate(instances):
+    return [{"type": "http", "name": "green-deep", "urls": [instances.url], "failure_threshold": 2}]
+
+
+def probed(result):
+    """The instance ids the ready gates probed."""
+    found = set()
+    for event in result["timeline"]:
+        for gate in event.get("gates", []):
+            found.update(url.split("/")[3] for url in gate.get("details", {}).get("probes", {}))
+    return found
+
+
+def test_ready_gates_judge_the_green_instances_then_continue(emulator, revisions, instances, tmp_path):
+    f = ready_group(emulator, blue_endpoint=revisions["app-good.zip"])
+    instances.blue.update(f["blue"])
+    rc, results, unused_report = run_playbook(task(ready_gates=green_gate(instances)), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]
     assert rc == 0, deploy_result
     events = [e["status"] for e in deploy_result["timeline"]]
     assert events.index("Ready") < events.index("gates:ready") < events.index("ContinueRequested")
+    green = next(e["instances"] for e in deploy_result["timeline"] if e["status"] == "GreenInstances")
+    assert len(green) == 2 and not set(green) & set(f["blue"])
+    assert probed(deploy_result) == set(green)  # the gates judged green, never blue
     assert deploy_result["status"] == "Succeeded"
-    assert registered(f) != sorted(f["blue"])
+    assert registered(f) == sorted(green)
+
+
+def test_green_broken_and_blue_healthy_stops_follows_the_rollback_and_keeps_blue(
+    emulator, revisions, instances, tmp_path
+):
+    f = ready_group(emulator, blue_endpoint=revisions["app-good.zip"])
+    instances.blue.update(f["blue"])
+    instances.green = revisions["app-broken.zip"]  # ValidateService passes, the deep health check does not
+    rc, results, unused_report = run_playbook(task(ready_gates=green_gate(instances)), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
+    assert "ready gates failed" in deploy_result["msg"] and "green-deep" in deploy_result["msg"]
+    rollback = deploy_result["rollback_deployment_id"]
+    assert rollback and rollback != deploy_result["deployment_id"]
+    assert deploy_result["rollback_status"] == "Succeeded"
+    assert (
+        f"rollback deployment {rollback} Succeeded: traffic is back on the original instances" in deploy_result["msg"]
+    )
+    assert "StopRequested" in [e["status"] for e in deploy_result["timeline"]]
+    assert f["cd"].get_deployment(deploymentId=rollback)["deploymentInfo"]["status"] == "Succeeded"
+    assert registered(f) == sorted(f["blue"])
+    assert health_of(f) == {i: "healthy" for i in f["blue"]}  # blue serves, verified by real health checks
+
+
+def health_of(f):
+    answer = f["elb"].describe_target_health(TargetGroupArn=f["tg"])["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in answer if t["TargetHealth"]["State"] != "draining"}
+
+
+def test_a_reupload_to_the_same_key_is_a_new_deployment(emulator, revisions, tmp_path):
+    f = fleet(emulator)
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is True, results["deploy"]
+    first_etag = results["deploy"]["revision"]["etag"]
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is False
+    emulator.client("s3").put_object(Bucket="releases", Key="app-good.zip", Body=b"bundle v2, same key")
+    rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["deploy"]["changed"] is True, results["deploy"]
+    assert results["deploy"]["revision"]["etag"] != first_etag
+    deployments = f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"]
+    assert len(deployments) == 2
+    pinned = f["cd"].get_deployment(deploymentId=results["deploy"]["deployment_id"])["deploymentInfo"]
+    assert pinned["revision"]["s3Location"]["eTag"] == results["deploy"]["revision"]["etag"]
+
+
+def test_a_missing_bundle_is_refused_naming_it(emulator, revisions, tmp_path):
+    fleet(emulator)
+    emulator.admin("calls", "DELETE")
+    rc, results, unused_report = run_playbook(task("nope.zip"), emulator.endpoint, tmp_path)
+    assert rc != 0 and "revision: s3://releases/nope.zip does not exist" in results["deploy"]["msg"]
+    assert "codedeploy.CreateDeployment" not in emulator.calls()
+
+
+WRITES = ("CreateDeployment", "StopDeployment", "ContinueDeployment", "CreateDeploymentGroup", "UpdateDeploymentGroup")
+
+
+@pytest.mark.parametrize(
+    "group, options, message",
+    [
+        (
+            {},
+            {"ready_gates": [{"urls": ["http://127.0.0.1:1/{instance_id}"]}]},
+            "ready_gates: deployment group web-dg reroutes as soon as green is ready (CONTINUE_DEPLOYMENT)",
+        ),
+        (
+            {"ready": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}},
+            {"ready_gates": [{"type": "target_health", "target_group": "web-tg"}]},
+            "ready_gates[0].target_group: web-tg is the deployment group's own target group",
+        ),
+        (
+            {"termination_minutes": 0},
+            {"bake_gates": [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]},
+            "bake_gates: deployment group web-dg has no termination wait",
+        ),
+        (
+            {"termination_minutes": 1},
+            {"bake_gates": [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}], "bake_seconds": 300},
+            "bake_seconds=300 is longer than the group's termination wait (1 min)",
+        ),
+        (
+            {},
+            {"ready_gates": [{"urls": ["http://127.0.0.1:1/{nope}"]}]},
+            "ready_gates[0].urls: http://127.0.0.1:1/{nope} uses an unknown placeholder",
+        ),
+    ],
+)
+def test_gates_that_could_never_run_are_refused_with_no_write(emulator, revisions, tmp_path, group, options, message):
+    fleet(emulator, **group)
+    emulator.admin("calls", "DELETE")
+    rc, results, unused_report = run_playbook(task(**options), emulator.endpoint, tmp_path)
+    assert rc != 0 and message in results["deploy"]["msg"], results["deploy"]["msg"]
+    calls = emulator.calls()
+    assert [c for c in calls if c.split(".")[-1] in WRITES] == [], calls
 
 
 def test_continue_ready_false_leaves_it_waiting_and_an_attached_run_continues_it(emulator, revisions, tmp_path):
@@ -166,7 +308,27 @@ def test_state_stopped_rolls_back_the_active_deployment(emulator, revisions, tmp
         "    application: web\n    deployment_group: web-dg\n    state: stopped\n"
     )
     rc, results, unused_report = run_playbook(stop, emulator.endpoint, tmp_path)
-    assert rc == 0 and results["deploy"]["changed"] is True and results["deploy"]["deployment_id"] == active
+    stopped = results["deploy"]
+    assert rc == 0 and stopped["changed"] is True and stopped["deployment_id"] == active, stopped
+    # it returned only once CodeDeploy said Stopped (StopDeployment answers Pending), and after the rollback ended
+    assert stopped["status"] == "Stopped" and status(f, active) == "Stopped"
+    rollback = stopped["rollback_deployment_id"]
+    assert rollback and stopped["rollback_status"] == "Succeeded" and status(f, rollback) == "Succeeded"
+    assert [e for e in stopped["timeline"] if e["status"] == "StopRequested"][0]["stop_status"] == "Pending"
+    assert "traffic is back on the original instances" in stopped["traffic"]
     assert registered(f) == sorted(f["blue"])
     rc, results, unused_report = run_playbook(stop, emulator.endpoint, tmp_path)
     assert rc == 0 and results["deploy"]["changed"] is False
+
+
+def test_a_ready_wait_that_runs_out_while_gates_are_undecided_sends_no_stop(emulator, revisions, instances, tmp_path):
+    """CodeDeploy stops the deployment itself when its ready wait ends; the tracker re-polls and sends nothing."""
+    ready_group(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 1})
+    undecided = [{"name": "never-sure", "urls": [instances.url], "success_threshold": 100000}]
+    emulator.admin("calls", "DELETE")
+    rc, results, unused_report = run_playbook(task(ready_gates=undecided), emulator.endpoint, tmp_path)
+    deploy_result = results["deploy"]
+    assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
+    assert "gates undecided" in deploy_result["msg"] and "never-sure" in deploy_result["msg"]
+    calls = emulator.calls()
+    assert "codedeploy.StopDeployment" not in calls and "codedeploy.ContinueDeployment" not in calls, calls

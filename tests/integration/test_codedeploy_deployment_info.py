@@ -21,7 +21,13 @@ def test_latest_of_a_group_with_targets_events_and_diagnostics(emulator, revisio
     wait_status(f, first, ("Succeeded",))
     second = deploy(f, "app-broken.zip")
     wait_status(f, second, ("Failed",))
+    # the failure started a rollback, a deployment of its own: it is the group's latest
+    rollback = f["cd"].get_deployment(deploymentId=second)["deploymentInfo"]["rollbackInfo"]["rollbackDeploymentId"]
+    wait_status(f, rollback, ("Succeeded",))
     rc, results, unused_report = run_playbook(LATEST, emulator.endpoint, tmp_path)
+    assert rc == 0 and results["info"]["deployment"]["deployment_id"] == rollback
+    by_id = f"- name: info\n  bluegreen.aws.codedeploy_deployment_info:\n    deployment_id: {second}\n"
+    rc, results, unused_report = run_playbook(by_id, emulator.endpoint, tmp_path)
     info = results["info"]
     assert rc == 0 and info["changed"] is False
     assert info["deployment"]["deployment_id"] == second and info["deployment"]["status"] == "Failed"

@@ -339,3 +339,8 @@ def test_health_gate_continues_healthy_and_holds_or_abandons_unhealthy(asg, cloc
     assert probe.calls.count("http://10.0.0.1:8080/health") == 3
     assert probe.calls.count("http://10.0.0.2:8080/health") == 3
     ec2_stubber.assert_no_pending_responses()
+
+
+def test_heartbeat_with_abandon_is_refused_as_a_contradiction():
+    with pytest.raises(LifecycleError, match="heartbeat=true keeps the instances waiting while result=ABANDON"):
+        lifecycle.validate(Request(group_name="web", heartbeat=True, result="ABANDON"))
