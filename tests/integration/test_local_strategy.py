@@ -260,7 +260,7 @@ def test_rollback_after_a_finished_rollout_returns_to_the_release_before_it(host
 def stranger():
     """Another process on a port: a demo app of some other checkout."""
     procs = Processes()
-    yield lambda port, version: procs.app(port, version)
+    yield procs.app
     procs.stop_all()
 
 
