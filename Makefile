@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # ansible-test needs the checkout laid out as ansible_collections/<namespace>/<name>.
 TREE := .build/ansible_collections/bluegreen/aws
-APT_PACKAGES := shellcheck haproxy nginx-light wrk podman runc debootstrap
+APT_PACKAGES := shellcheck haproxy nginx-light wrk podman runc debootstrap openssh-client
 PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
@@ -76,9 +76,12 @@ images: deps
 	tests/tools/build-image.sh localhost/bluegreen-curl:bookworm bookworm python3,curl,ca-certificates
 	tests/tools/build-demo-image.sh localhost/bluegreen-demo:1.0.0
 
-# One molecule scenario per role under molecule/ (podman driver from molecule-plugins).
+# One molecule scenario per role under molecule/ (podman driver from molecule-plugins). ANSIBLE_REMOTE_USER: with a
+# user set, the podman connection copies files with `podman cp` instead of writing into the path `podman mount`
+# prints, which the controller cannot see on every host (a chroot such as ../shared/tools/fresh-machine).
 molecule: images
-	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections $(BIN)/molecule test --all
+	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections ANSIBLE_REMOTE_USER=root \
+	  $(BIN)/molecule test --all
 
 # pytest exits 5 when it collected no test: a run that tests nothing is a failure here.
 PYTEST = run_pytest() { PATH=$(BIN):$$PATH $(BIN)/pytest "$$@" || { rc=$$?; \

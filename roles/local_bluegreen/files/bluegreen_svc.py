@@ -1,15 +1,20 @@
-"""Supervise one process: ``start NAME --dir D -- ARGV...``, ``stop NAME --dir D``, ``status NAME --dir D``.
+"""Supervise one process: ``start NAME --dir D [--port P] -- ARGV...``, ``stop NAME --dir D``, ``status NAME --dir D``,
+``pid NAME --dir D``.
 
 ``start`` daemonizes a small supervisor that runs ARGV, restarts it when it dies (with a pause), and
 stops it on SIGTERM.  Idempotent: ``start`` of a running service with the same ARGV prints ``running``
 and changes nothing; with other ARGV it restarts it.  Prints ``started``, ``restarted``, ``running``,
-``stopped`` or ``absent`` for Ansible's ``changed_when``.
+``stopped`` or ``absent`` for Ansible's ``changed_when``.  With ``--port``, ``start`` refuses to (re)start the
+process while another process listens on that port (the process would fail to bind, and whoever holds the port
+would answer in its place).  ``pid`` prints the pid of the supervised process itself, or ``absent``: two equal
+answers around a health check show that the process that answered is the one that was started, not a restart.
 """
 
 import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +22,27 @@ import time
 
 def paths(directory, name):
     return os.path.join(directory, f"{name}.pid"), os.path.join(directory, f"{name}.json")
+
+
+def child_pidfile(directory, name):
+    return os.path.join(directory, f"{name}.child")
+
+
+def listening(port, host="127.0.0.1"):
+    """Whether something accepts connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port_free(port, name, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while listening(port):
+        if time.monotonic() > deadline:
+            sys.exit(f"port {port} is in use by another process, not by {name}: {name} cannot listen there")
+        time.sleep(0.1)
 
 
 def alive(pidfile):
@@ -45,7 +71,7 @@ def stop(directory, name, timeout=10.0):
     return True
 
 
-def supervise(argv, pidfile, logfile):
+def supervise(argv, pidfile, logfile, childfile):
     child = None
     stopping = False
 
@@ -61,6 +87,8 @@ def supervise(argv, pidfile, logfile):
     with open(logfile, "ab") as log:
         while not stopping:
             child = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            with open(childfile, "w") as f:
+                f.write(str(child.pid))
             while child.poll() is None:
                 try:
                     child.wait(timeout=0.5)
@@ -72,11 +100,19 @@ def supervise(argv, pidfile, logfile):
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
-    if os.path.exists(pidfile):
-        os.unlink(pidfile)
+    for path in (pidfile, childfile):
+        if os.path.exists(path):
+            os.unlink(path)
 
 
-def start(directory, name, argv):
+def child_pid(directory, name):
+    """The supervised process's pid while it and its supervisor live, else None."""
+    if not alive(paths(directory, name)[0]):
+        return None
+    return alive(child_pidfile(directory, name))
+
+
+def start(directory, name, argv, port=None):
     pidfile, specfile = paths(directory, name)
     spec = json.dumps(argv)
     if alive(pidfile):
@@ -87,6 +123,8 @@ def start(directory, name, argv):
         state = "restarted"
     else:
         state = "started"
+    if port:
+        wait_port_free(port, name)
     with open(specfile, "w") as f:
         f.write(spec)
     if os.fork() == 0:
@@ -95,7 +133,7 @@ def start(directory, name, argv):
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            supervise(argv, pidfile, os.path.join(directory, f"{name}.log"))
+            supervise(argv, pidfile, os.path.join(directory, f"{name}.log"), child_pidfile(directory, name))
             os._exit(0)
         os._exit(0)
     deadline = time.monotonic() + 5
@@ -108,9 +146,10 @@ def start(directory, name, argv):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "pid"])
     parser.add_argument("name")
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--port", type=int, default=None, help="start: the port the process listens on")
     own, argv = sys.argv[1:], []
     if "--" in own:
         own, argv = own[: own.index("--")], own[own.index("--") + 1 :]
@@ -119,9 +158,11 @@ def main():
     if args.action == "start":
         if not argv:
             sys.exit("start needs the command after --")
-        print(start(args.dir, args.name, argv))
+        print(start(args.dir, args.name, argv, args.port))
     elif args.action == "stop":
         print("stopped" if stop(args.dir, args.name) else "absent")
+    elif args.action == "pid":
+        print(child_pid(args.dir, args.name) or "absent")
     else:
         pidfile, _spec = paths(args.dir, args.name)
         print("running" if alive(pidfile) else "absent")
