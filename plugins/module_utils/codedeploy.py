@@ -19,11 +19,6 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HELD
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import watch
 from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import describe_addresses
 
-try:
-    from botocore.exceptions import ClientError
-except ImportError:  # handled by AnsibleAWSModule
-    ClientError = Exception
-
 
 def retry(**backoff):
     """AWSRetry's backoff, also on CodeDeploy's throttling code (ThrottlingException is not in AWSRetry's list)."""
