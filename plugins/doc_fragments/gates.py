@@ -35,7 +35,8 @@ options:
       urls:
         description:
           - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
-          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
+          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and
+            O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
             C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
             probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
@@ -109,7 +110,8 @@ options:
       urls:
         description:
           - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
-          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
+          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and
+            O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
             C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
             probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
@@ -179,7 +181,8 @@ options:
       urls:
         description:
           - URLs to probe (typically the canary pool's health endpoints). Required for V(http).
-          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
+          - In O(bluegreen.aws.codedeploy_deployment#module:ready_gates) and
+            O(bluegreen.aws.codedeploy_deployment#module:bake_gates) a URL may hold
             C({private_ip}), C({instance_id}), C({public_ip}), C({private_dns}) or C({availability_zone}). It is then
             probed once per green (replacement) instance of the deployment, and every instance must pass.
         type: list
