@@ -197,3 +197,38 @@ def test_expiry_check_mode_and_idempotent_holder(s3, emulator, tmp_path):
     rc, results, unused = run_playbook(lock_task(version="ABC-2-web-20260101120001"), emulator.url, tmp_path)
     assert rc == 0 and results["lock"]["taken_over"]["id"] == lock_id
     assert results["lock"]["diff"]["before"]["id"] == lock_id
+
+
+def test_unlock_playbook_forces_the_lock_open_with_a_recorded_reason(s3, emulator, tmp_path):
+    import os
+
+    from conftest import ansible_playbook
+
+    rc, results, unused = run_playbook(
+        lock_task(version="ABC-1-web-20260101120000", who="crashed@ci"), emulator.url, tmp_path
+    )
+    assert rc == 0
+    playbook = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "playbooks", "unlock.yml")
+    common = f"release_endpoint_url={emulator.url} release_region={REGION} release_bucket={BUCKET}"
+    env = dict(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    rc, results, unused = ansible_playbook(
+        playbook, "-e", common, "-e", "release_application=web release_environment=prod", env=env
+    )
+    assert rc != 0 and "release_reason" in results["Check which lock and why"]["msg"]  # no reason, no unlock
+    rc, results, unused = ansible_playbook(
+        playbook,
+        "-e",
+        common,
+        "-e",
+        "release_application=web release_environment=prod release_reason='job 4711 killed'",
+        env=env,
+    )
+    assert rc == 0, results
+    removed = results["Remove the lock"]
+    assert removed["released"]["who"] == "crashed@ci" and removed["forced_unlock"]["reason"] == "job 4711 killed"
+    assert "removed the lock of crashed@ci" in results["Say what was removed"]["msg"]
+    record = json.load(s3.get_object(Bucket=BUCKET, Key=removed["forced_unlock"]["key"])["Body"])
+    assert record["lock"]["who"] == "crashed@ci" and record["reason"] == "job 4711 killed"
+    # the next deploy proceeds
+    rc, results, unused = run_playbook(lock_task(version="ABC-2-web-20260101130000"), emulator.url, tmp_path)
+    assert rc == 0 and results["lock"]["taken_over"] is None
