@@ -214,3 +214,57 @@ def test_abort_playbook_stops_a_site_release_held_at_50_percent(host, emulator, 
     assert f"aborted by {who}" in record["reason"] and "error budget burnt" in record["reason"]
     assert [(m["event"], m["version"]) for m in received][-2:] == [("start", v2), ("abort", v2)]
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=LOCK_KEY)  # released in always
+
+
+def test_a_release_killed_mid_canary_leaves_its_lock_until_unlock(host, emulator):
+    import signal
+    import subprocess as sp
+    import time
+
+    from conftest import playbook_env
+
+    s3 = emulator.client("s3")
+    v1, v2, v3 = "ABC-1-web-20260101120000", "ABC-2-web-20260102120000", "ABC-3-web-20260103120000"
+    assert site(host, v1)[0] == 0
+    extra = dict(host, release_version=v2, local_bluegreen_steps=[{"weight": 50}, {"pause": 300}, {"weight": 100}])
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY, SITE]
+    release = sp.Popen(
+        command + ["-e", json.dumps(extra)],
+        stdout=sp.DEVNULL,
+        stderr=sp.DEVNULL,
+        env=playbook_env(ENV),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while v2 not in served(host, 10):
+        assert release.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(release.pid, signal.SIGKILL)  # no always, no rescue: the lock stays
+    release.wait(10)
+    holder = json.load(s3.get_object(Bucket=BUCKET, Key=LOCK_KEY)["Body"])
+    assert holder["version"] == v2
+
+    rc, results, unused = site(host, v3)
+    assert rc != 0
+    message = results["Take the deploy lock"]["msg"]
+    assert holder["who"] in message and v2 in message and holder["created"] in message and holder["id"] in message
+
+    rc, results, unused = ansible_playbook(
+        os.path.join(ROOT, "playbooks", "unlock.yml"),
+        "-e",
+        json.dumps(
+            dict(
+                release_endpoint_url=emulator.url,
+                release_region=REGION,
+                release_bucket=BUCKET,
+                release_application="web",
+                release_environment="prod",
+                release_reason="release of v2 killed mid-canary",
+            )
+        ),
+        env=ENV,
+    )
+    assert rc == 0 and results["Remove the lock"]["released"]["id"] == holder["id"]
+    rc, results, unused = site(host, v3)
+    assert rc == 0, results
+    assert served(host) == {v3: 20}
