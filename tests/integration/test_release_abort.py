@@ -88,8 +88,7 @@ def release_play(tmp_path, endpoint, hap, ports, steps, version):
 
 def versions(url, n=30):
     seen = {}
-    for _ in range(n):
-        status, body = get(url + "/version")
+    for status, body in [get(url + "/version") for request in range(n)]:
         key = json.loads(body).get("version") if status == 200 else f"HTTP {status}"
         seen[key] = seen.get(key, 0) + 1
     return seen
