@@ -173,7 +173,6 @@ def test_release_only_by_the_holder_and_forced_unlock_is_recorded(s3, emulator, 
 
 
 def test_expiry_check_mode_and_idempotent_holder(s3, emulator, tmp_path):
-    taken_at = time.time()
     rc, results, unused = run_playbook(
         lock_task(version="ABC-1-web-20260101120000", who="alice@host", ttl=90), emulator.url, tmp_path
     )
@@ -187,7 +186,8 @@ def test_expiry_check_mode_and_idempotent_holder(s3, emulator, tmp_path):
             lock_task(version="ABC-2-web-20260101120001"), emulator.url, tmp_path, check=check
         )
         assert rc != 0 and "alice@host" in results["lock"]["msg"], (check, results["lock"])
-    time.sleep(max(0.0, taken_at + 91.5 - time.time()))
+    written = s3.get_object(Bucket=BUCKET, Key=LOCK_KEY)["LastModified"].timestamp()  # expiry runs on S3's clock
+    time.sleep(max(0.0, written + 90 + 1.5 - time.time()))
     before = s3.get_object(Bucket=BUCKET, Key=LOCK_KEY)["ETag"]
     rc, results, unused = run_playbook(
         lock_task(version="ABC-2-web-20260101120001"), emulator.url, tmp_path, check=True
