@@ -77,6 +77,19 @@ def site(host, version, app_args=(), playbook=SITE):
     return ansible_playbook(playbook, "-e", json.dumps(extra), inventory=INVENTORY, env=ENV)
 
 
+def operator_playbook(emulator, name, reason):
+    """playbooks/abort.yml or unlock.yml for web/prod, run by an operator from another process."""
+    extra = dict(
+        release_endpoint_url=emulator.url,
+        release_region=REGION,
+        release_bucket=BUCKET,
+        release_application="web",
+        release_environment="prod",
+        release_reason=reason,
+    )
+    return ansible_playbook(os.path.join(ROOT, "playbooks", f"{name}.yml"), "-e", json.dumps(extra), env=ENV)
+
+
 def served(host, n=20):
     seen = {}
     for status, body in [get(f"http://127.0.0.1:{host['local_bluegreen_listen_port']}/version") for i in range(n)]:
@@ -179,21 +192,7 @@ def test_abort_playbook_stops_a_site_release_held_at_50_percent(host, emulator, 
             assert release.poll() is None and time.monotonic() < deadline, release.communicate()
             time.sleep(0.1)
         time.sleep(1.0)
-        aborted = ansible_playbook(
-            os.path.join(ROOT, "playbooks", "abort.yml"),
-            "-e",
-            json.dumps(
-                dict(
-                    release_endpoint_url=emulator.url,
-                    release_region=REGION,
-                    release_bucket=BUCKET,
-                    release_application="web",
-                    release_environment="prod",
-                    release_reason="error budget burnt",
-                )
-            ),
-            env=ENV,
-        )
+        aborted = operator_playbook(emulator, "abort", "error budget burnt")
         started = time.monotonic()
         while sorted(router.read().values()) != [0, 100]:
             assert time.monotonic() < started + 30
@@ -249,21 +248,7 @@ def test_a_release_killed_mid_canary_leaves_its_lock_until_unlock(host, emulator
     message = results["Take the deploy lock"]["msg"]
     assert holder["who"] in message and v2 in message and holder["created"] in message and holder["id"] in message
 
-    rc, results, unused = ansible_playbook(
-        os.path.join(ROOT, "playbooks", "unlock.yml"),
-        "-e",
-        json.dumps(
-            dict(
-                release_endpoint_url=emulator.url,
-                release_region=REGION,
-                release_bucket=BUCKET,
-                release_application="web",
-                release_environment="prod",
-                release_reason="release of v2 killed mid-canary",
-            )
-        ),
-        env=ENV,
-    )
+    rc, results, unused = operator_playbook(emulator, "unlock", "release of v2 killed mid-canary")
     assert rc == 0 and results["Remove the lock"]["released"]["id"] == holder["id"]
     rc, results, unused = site(host, v3)
     assert rc == 0, results
