@@ -84,8 +84,56 @@ options:
     description: "Continue past a C({pause: null}) step."
     type: bool
     default: false
+  abort:
+    description:
+      - Watch an operator's abort mark in S3 (written by P(bluegreen.aws.release_abort#module) or
+        C(playbooks/abort.yml)). It is read once before every step and every gate evaluation (one C(GetObject) per
+        O(gate_interval)); a mark for this release rolls all traffic back to the stable pool, whatever O(on_failure)
+        says, and the task fails with RV(reason) naming who aborted, when and why.
+      - The mark counts only for this release, so a stale mark never aborts the next one; it names the release's
+        lock id and version. Give O(abort.lock_id) (from P(bluegreen.aws.release_lock#module)) or O(abort.version);
+        with neither, a mark counts only when it was written after this task started.
+      - A missing mark means not aborted. A failed read counts as not aborted (the gates still guard the canary's
+        health, and an S3 hiccup must not roll back a healthy release) and is reported in RV(abort_check) and as a
+        warning; after O(abort.max_errors) failed reads in a row the run aborts, because an operator could no longer
+        stop it.
+    type: dict
+    suboptions:
+      bucket:
+        description: The bucket of the release state (the one P(bluegreen.aws.release_lock#module) uses).
+        type: str
+        required: true
+      key:
+        description: The mark's key. Defaults to C(<prefix>/<application>/<environment>/abort.json).
+        type: str
+      prefix:
+        description: Key prefix, as for P(bluegreen.aws.release_lock#module).
+        type: str
+        default: bluegreen
+      application:
+        description: The application (with O(abort.environment), instead of O(abort.key)).
+        type: str
+      environment:
+        description: The environment.
+        type: str
+      lock_id:
+        description: This release's lock id; a mark naming another lock id is ignored.
+        type: str
+      version:
+        description: This release's version; a mark naming another version is ignored.
+        type: str
+      max_errors:
+        description: Failed reads of the mark in a row after which the run aborts.
+        type: int
+        default: 3
+      on_error:
+        description: V(warn) counts a failed read as not aborted (until O(abort.max_errors)); V(abort) aborts at once.
+        type: str
+        choices: ['warn', 'abort']
+        default: warn
 notes:
   - In check mode the module reads the current weights and reports the plan without writing anything.
+  - With O(abort), needs C(s3:GetObject) (and C(s3:ListBucket) so a missing mark reads as 404) on the mark's key.
   - Supports diff mode (weights before and after).
 extends_documentation_fragment:
   - bluegreen.aws.router
@@ -155,6 +203,20 @@ EXAMPLES = r"""
     canary: green
     steps: [{weight: 20}, {pause: null}, {weight: 100}]
     promote: "{{ promote_release | default(false) }}"
+
+- name: Canary that an operator can abort from another process (playbooks/abort.yml)
+  bluegreen.aws.traffic_switch:
+    haproxy: {socket: /run/haproxy/admin.sock, backend: app}
+    stable: blue
+    canary: green
+    steps: [{weight: 10}, {pause: 600}, {weight: 50}, {pause: 600}, {weight: 100}]
+    gates:
+      - urls: ["http://127.0.0.1:8082/health"]
+    abort:
+      bucket: my-release-state
+      application: web
+      environment: prod
+      lock_id: "{{ release_lock_taken.lock.id }}"
 """
 
 RETURN = r"""
@@ -193,6 +255,40 @@ plan:
   type: list
   elements: str
   sample: ["weight 10%", "pause 60s", "weight 100%"]
+aborted:
+  description: Whether an operator's abort mark ended the run (see O(abort)).
+  returned: when O(abort) is given, except in check mode
+  type: bool
+  sample: false
+abort_check:
+  description: How the abort mark was watched.
+  returned: when O(abort) is given, except in check mode
+  type: dict
+  contains:
+    bucket:
+      description: O(abort.bucket).
+      type: str
+      sample: my-release-state
+    key:
+      description: The mark's key.
+      type: str
+      sample: bluegreen/web/prod/abort.json
+    checks:
+      description: How many times the mark was read.
+      type: int
+      sample: 42
+    errors:
+      description: How many reads failed.
+      type: int
+      sample: 0
+    last_error:
+      description: The last read error, null when none.
+      type: str
+      sample: null
+    mark:
+      description: The abort mark that ended the run (who, reason, at, lock_id, version), null when none did.
+      type: dict
+      sample: {"who": "ops@laptop", "reason": "error rate", "at": "2026-01-01T12:03:00Z"}
 timeline:
   description: What happened, in order; C(t) is seconds since the start.
   returned: always
@@ -201,11 +297,17 @@ timeline:
   sample: [{"t": 0.0, "event": "start", "weights": {"blue": 100, "green": 0}, "reason": "canary at 0%"}]
 """
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import AbortWatch
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import ReleaseError
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import Store
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_key
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
@@ -214,6 +316,51 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import AWS_E
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import aws_clients
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
+
+ABORT_OPTIONS = dict(
+    bucket=dict(type="str", required=True),
+    key=dict(type="str", no_log=False),
+    prefix=dict(type="str", default="bluegreen"),
+    application=dict(type="str"),
+    environment=dict(type="str"),
+    lock_id=dict(type="str"),
+    version=dict(type="str"),
+    max_errors=dict(type="int", default=3),
+    on_error=dict(type="str", choices=["warn", "abort"], default="warn"),
+)
+
+
+def abort_watch(module):
+    """The rollout's ``abort()`` callable: one GetObject of the mark per call, on a client that fails fast (an abort
+    read must not stall a gate interval: one quick retry, short timeouts)."""
+    options = module.params["abort"]
+    if not options:
+        return None
+    if not HAS_BOTO3:
+        module.fail_json(msg="abort needs the boto3 and botocore Python packages on the module's host")
+    key = options["key"]
+    if not key:
+        if not (options["application"] and options["environment"]):
+            module.fail_json(msg="abort needs abort.key, or abort.application and abort.environment")
+        try:
+            key = abort_key(options["prefix"], options["application"], options["environment"])
+        except ReleaseError as e:
+            module.fail_json(msg=f"abort: {e}")
+    if options["max_errors"] < 1:
+        module.fail_json(msg=f"abort.max_errors must be at least 1, got {options['max_errors']}")
+    client = module.client(
+        "s3",
+        retry_decorator=AWSRetry.jittered_backoff(retries=2, delay=0.2, max_delay=1),
+        config=dict(connect_timeout=2, read_timeout=5, retries=dict(max_attempts=1)),
+    )
+    return AbortWatch(
+        Store(client, options["bucket"], call_kwargs=dict(aws_retry=True)),
+        key,
+        lock_id=options["lock_id"],
+        version=options["version"],
+        max_errors=options["max_errors"],
+        on_error=options["on_error"],
+    )
 
 
 def main():
@@ -229,6 +376,7 @@ def main():
         on_failure=dict(type="str", choices=["rollback", "pause", "fail"], default="rollback"),
         on_undecided=dict(type="str", choices=["fail", "hold"], default="fail"),
         promote=dict(type="bool", default=False),
+        abort=dict(type="dict", options=ABORT_OPTIONS),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, check_boto3=False)
     p = module.params
@@ -237,6 +385,7 @@ def main():
         aws_client = aws_clients(module)
         gates = build_gates(p["gates"], aws_client, option="gates")
         router = build_router(p, aws_client)
+        watcher = abort_watch(module)
         engine = Rollout(
             router,
             steps,
@@ -248,6 +397,7 @@ def main():
             on_failure=p["on_failure"],
             on_undecided=p["on_undecided"],
             promote=p["promote"],
+            abort=watcher,
         )
         before = router.read()
     except (RolloutError, RouterError, GateError) as e:
@@ -288,6 +438,14 @@ def main():
         timeline=outcome.timeline,
         diff=dict(before=dict(weights=before), after=dict(weights=outcome.weights)),
     )
+    if watcher is not None:
+        report = watcher.report()
+        result.update(aborted=report["mark"] is not None, abort_check=report)
+        if report["errors"]:
+            module.warn(
+                f"the abort mark s3://{report['bucket']}/{report['key']} could not be read {report['errors']} of "
+                f"{report['checks']} times (last: {report['last_error']}); those reads counted as not aborted"
+            )
     if outcome.status in ("rolled_back", "held", "failed"):
         module.fail_json(msg=f"traffic switch {outcome.status}: {outcome.reason}", **result)
     module.exit_json(**result)
