@@ -13,6 +13,9 @@ APT_PACKAGES := shellcheck haproxy nginx-light wrk podman runc debootstrap opens
 PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
+# ansible-lint and molecule install and look up collections under ANSIBLE_HOME (~/.ansible by default): a copy of this
+# collection left there by an earlier run would hide what this checkout has. Keep theirs inside the checkout.
+ISOLATED := ANSIBLE_HOME=$(CURDIR)/.build/ansible-home ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections
 
 .PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-stop bench
 
@@ -45,7 +48,7 @@ demo-stop:
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/black --check --quiet .
-	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections $(BIN)/ansible-lint --offline -q
+	PATH=$(BIN):$$PATH $(ISOLATED) $(BIN)/ansible-lint --offline -q
 	$(BIN)/antsibull-changelog lint
 
 $(TREE): deps
@@ -80,7 +83,7 @@ images: deps
 # user set, the podman connection copies files with `podman cp` instead of writing into the path `podman mount`
 # prints, which the controller cannot see on every host (a chroot such as ../shared/tools/fresh-machine).
 molecule: images
-	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections ANSIBLE_REMOTE_USER=root \
+	PATH=$(BIN):$$PATH $(ISOLATED) ANSIBLE_REMOTE_USER=root \
 	  $(BIN)/molecule test --all
 
 # pytest exits 5 when it collected no test: a run that tests nothing is a failure here.
