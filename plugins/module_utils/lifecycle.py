@@ -131,6 +131,60 @@ def matching_hooks(client, request):
     )
 
 
+CODEDEPLOY_HOOK_PREFIXES = ("CodeDeploy-managed-automatic-launch-deployment-hook", "CodeDeploy_")
+ACTIVE = ["Created", "Queued", "InProgress", "Ready", "Baking"]
+REPLACEMENT = re.compile(r"^CodeDeploy_(?P<group>.+)_(?P<deployment>d-[A-Z0-9]{9})$")
+
+
+def active_deployment_of(codedeploy, group_name):
+    """The active CodeDeploy deployment that owns this Auto Scaling group's launches, or None.
+
+    The replacement group ``CodeDeploy_<deployment group>_<deployment id>`` names its deployment; an original group is
+    found in the deployment groups of the account's applications (read calls only).
+    """
+    named = REPLACEMENT.match(group_name)
+    if named:
+        info = codedeploy.get_deployment(deploymentId=named["deployment"], aws_retry=True)["deploymentInfo"]
+        return info["deploymentId"] if info["status"] in ACTIVE else None
+    for page in codedeploy.get_paginator("list_applications").paginate():
+        for application in page.get("applications", []):
+            names = []
+            for groups in codedeploy.get_paginator("list_deployment_groups").paginate(applicationName=application):
+                names.extend(groups.get("deploymentGroups", []))
+            for name in names:
+                info = codedeploy.get_deployment_group(
+                    applicationName=application, deploymentGroupName=name, aws_retry=True
+                )["deploymentGroupInfo"]
+                if group_name in [g.get("name") for g in info.get("autoScalingGroups", [])]:
+                    active = codedeploy.list_deployments(
+                        applicationName=application,
+                        deploymentGroupName=name,
+                        includeOnlyStatuses=ACTIVE,
+                        aws_retry=True,
+                    ).get("deployments", [])
+                    if active:
+                        return active[0]
+    return None
+
+
+def refuse_unchecked_codedeploy_hook(request, hooks, waiting, codedeploy):
+    """During an active deployment CodeDeploy completes its own launch hook once it has installed the revision on the
+    instance; completing it with CONTINUE and no health check puts an unverified instance in service: refused."""
+    if request.heartbeat or request.result != "CONTINUE" or request.health_check is not None or not waiting:
+        return
+    theirs = [h for h in hooks if h.startswith(CODEDEPLOY_HOOK_PREFIXES)]
+    if not theirs or codedeploy is None:
+        return
+    deployment = active_deployment_of(codedeploy, request.group_name)
+    if deployment:
+        raise LifecycleError(
+            f"{theirs[0]} is CodeDeploy's own launch hook and deployment {deployment} is active: CodeDeploy completes "
+            "it once it has installed the revision on the instance. Completing it now with CONTINUE and no check puts "
+            "an instance in service that runs no verified release. Add health_check (each instance must answer it "
+            "first), set hook_name to your own hook, or wait for the deployment to end"
+        )
+
+
 def _no_active_action(error):
     if not isinstance(error, ClientError):
         return False
@@ -236,7 +290,16 @@ def wait_until_left(client, request, instance_ids, clock=time.monotonic, sleep=t
         sleep(request.poll_interval)
 
 
-def run(client, request, check_mode=False, ec2=None, clock=time.monotonic, sleep=time.sleep, probe=http_probe):
+def run(
+    client,
+    request,
+    check_mode=False,
+    ec2=None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+    probe=http_probe,
+    codedeploy=None,
+):
     """Complete the lifecycle actions ``request`` asks for.
 
     Returns ``(changed, instances, timed_out)`` where ``instances`` has one entry per
@@ -263,6 +326,7 @@ def run(client, request, check_mode=False, ec2=None, clock=time.monotonic, sleep
             entry["action"] = None
         entries[instance_id] = entry
     waiting = [i for i, e in entries.items() if e["action"] is None]
+    refuse_unchecked_codedeploy_hook(request, hooks, waiting, codedeploy)
 
     abandon = set()
     if waiting and request.health_check is not None:

@@ -15,6 +15,9 @@ description:
     actions with V(CONTINUE) or V(ABANDON), or records a heartbeat to extend the wait.
   - Acts on any hook of the transition by default, including the launch hook CodeDeploy adds to a group it
     deploys to. A scale-out without a deployment otherwise sits in V(Pending:Wait) until that hook times out.
+  - While a CodeDeploy deployment of the group is active, CodeDeploy completes its own hook once it has installed
+    the revision. Completing that hook with V(CONTINUE) and no O(health_check) is then refused, before any write
+    (the module looks the deployment up with read-only CodeDeploy calls).
   - An instance that has already left the wait state (for example completed by CodeDeploy between the
     describe and the completion) is reported with RV(instances[].action=already_done) and does not fail
     the task or mark it changed.
@@ -282,8 +285,11 @@ def main():
     retry = AWSRetry.jittered_backoff()
     client = module.client("autoscaling", retry_decorator=retry)
     ec2 = module.client("ec2", retry_decorator=retry) if request.health_check else None
+    codedeploy = module.client("codedeploy", retry_decorator=retry)
     try:
-        changed, instances, timed_out = run(client, request, check_mode=module.check_mode, ec2=ec2)
+        changed, instances, timed_out = run(
+            client, request, check_mode=module.check_mode, ec2=ec2, codedeploy=codedeploy
+        )
     except LifecycleError as e:
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:

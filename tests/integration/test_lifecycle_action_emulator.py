@@ -2,8 +2,12 @@
 
 import http.server
 import threading
+import time
 
 import pytest
+from cdfleet import deploy
+from cdfleet import fleet
+from cdfleet import wait_status
 from conftest import run_playbook
 
 CODEDEPLOY_HOOK = "CodeDeploy-managed-automatic-launch-deployment-hook-web-0123"
@@ -131,3 +135,22 @@ def test_health_gate_continues_the_healthy_and_abandons_the_broken(emulator, tmp
     now = states(asg)
     assert now[good] == "InService" and bad not in now  # abandoned, and the group launched a replacement
     assert sorted(now.values()) == ["InService", "Pending:Wait"]
+
+
+def test_codedeploys_hook_is_not_completed_unchecked_during_its_deployment(emulator, revisions, tmp_path):
+    """A scale-out while a deployment waits in Ready: completing CodeDeploy's hook with no check is refused."""
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    active = deploy(f, "app-good.zip")
+    wait_status(f, active, ("Ready",))
+    f["asg"].set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=3)
+    deadline = time.monotonic() + 20
+    while "Pending:Wait" not in states(f["asg"]).values():
+        assert time.monotonic() < deadline, states(f["asg"])
+        time.sleep(0.1)
+    emulator.admin("calls", "DELETE")
+    rc, results, unused_report = run_playbook(TASK, emulator.endpoint, tmp_path)
+    assert rc != 0, results["complete"]
+    message = results["complete"]["msg"]
+    assert "is CodeDeploy's own launch hook and deployment " + active + " is active" in message
+    assert "autoscaling.CompleteLifecycleAction" not in emulator.calls()
+    assert "Pending:Wait" in states(f["asg"]).values()
