@@ -57,8 +57,10 @@ def make_group(aws, name, size=2):
     return asg
 
 
-def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
+def run_playbook(tasks, endpoint, tmp_path, check=False, env=None, play_vars=None):
     """Run ``tasks`` in a localhost play with module_defaults for group/bluegreen.aws.aws against ``endpoint``.
+
+    ``play_vars``: the play's vars.
 
     Returns (returncode, {task name: result}, report) parsed from the JSON callback.
     """
@@ -70,6 +72,8 @@ def run_playbook(tasks, endpoint, tmp_path, check=False, env=None):
             access_key: testing
             secret_key: testing
         """)
+    if play_vars:
+        defaults += f"vars: {json.dumps(play_vars)}\n"
     return run_tasks(tasks, tmp_path, check=check, env=env, header=defaults)
 
 

@@ -23,14 +23,16 @@ def main():
     check_moto()
 
     from bgemu import codedeploy
+    from bgemu import ecr
     from bgemu import lifecycle
+    from bgemu import s3cond
     from bgemu import targethealth
     from bgemu.clock import CLOCK
     from bgemu.server import Emulator
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(lifecycle, targethealth, codedeploy)
+    install(lifecycle, targethealth, codedeploy, s3cond, ecr)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
