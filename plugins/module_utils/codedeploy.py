@@ -521,6 +521,7 @@ class Tracker:
         continue_ready=True,
         on_undecided="fail",
         ready_gate_timeout=None,
+        abort=None,
         ec2=None,
         poll=5.0,
         timeout=3600.0,
@@ -536,6 +537,8 @@ class Tracker:
         self.continue_ready = continue_ready
         self.on_undecided = on_undecided
         self.ready_gate_timeout = ready_gate_timeout
+        self.abort = abort  # an operator's abort mark: abort() returns why, or None
+        self.aborted = None
         self.ec2 = ec2
         self.poll = poll
         self.timeout = timeout
@@ -574,7 +577,15 @@ class Tracker:
             sleep=self.sleep,
             record=lambda results: self._event(f"gates:{label}", gates=[r.to_dict() for r in results]),
             stop=stop,
+            abort=self._abort_requested if self.abort else None,
         )
+
+    def _abort_requested(self):
+        """Ask the abort mark once (a gate window asks before every evaluation); remember what it said."""
+        reason = self.abort()
+        if reason:
+            self.aborted = reason
+        return reason
 
     def _timed_out(self, status):
         result = {"deployment_id": self.deployment_id, "status": status, "timeline": self.timeline}
@@ -655,7 +666,7 @@ class Tracker:
             self.stop_reason = decision.reason
             return dict(info, status="Held")
         elif self.info()["status"] == "Ready":
-            self.stop(f"ready gates failed: {decision.reason}")
+            self.stop(decision.reason if decision.aborted else f"ready gates failed: {decision.reason}")
         else:  # the ready wait ran out while the gates were undecided: CodeDeploy stopped it, nothing to send
             self.stop_reason = f"ready gates failed: {decision.reason}"
         return None
@@ -685,6 +696,9 @@ class Tracker:
             if status in DONE_STATUSES:
                 self._follow_rollback(info)
                 return info
+            if self.abort and self.stop_reason is None and self._abort_requested():
+                self.stop(f"aborted: {self.aborted}")
+                continue
             if status == "Ready" and not ready_done:
                 ready_done = True
                 returned = self._ready(info)
@@ -695,7 +709,7 @@ class Tracker:
                 bake_done = True
                 decision = self._bake()
                 if not decision.passed:
-                    self.stop(f"bake gates failed: {decision.reason}")
+                    self.stop(decision.reason if decision.aborted else f"bake gates failed: {decision.reason}")
                 continue
             if self.clock() >= self._deadline():
                 raise self._timed_out(status)

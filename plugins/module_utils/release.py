@@ -30,7 +30,9 @@ import socket
 import time
 import uuid
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 UTC = datetime.timezone.utc  # noqa: UP017 (modules may run on Python < 3.11)
 TIME_FORMAT = "%Y%m%d%H%M%S"
@@ -487,6 +489,67 @@ class AbortWatch:
             last_error=self.last_error,
             mark=self.mark,
         )
+
+
+# The abort option of traffic_switch and codedeploy_deployment (doc fragment bluegreen.aws.release.abort).
+ABORT_OPTIONS = dict(
+    bucket=dict(type="str", required=True),
+    key=dict(type="str", no_log=False),
+    prefix=dict(type="str", default="bluegreen"),
+    application=dict(type="str"),
+    environment=dict(type="str"),
+    lock_id=dict(type="str"),
+    version=dict(type="str"),
+    max_errors=dict(type="int", default=3),
+    on_error=dict(type="str", choices=["warn", "abort"], default="warn"),
+)
+
+
+def abort_watch(module):
+    """The ``abort()`` callable for a module's ``abort`` option (None without it): one GetObject of the mark per
+    call, on a client that fails fast (an abort read must not stall a gate interval: one quick retry, short
+    timeouts). Bad options fail the module before any AWS call."""
+    options = module.params["abort"]
+    if not options:
+        return None
+    if not HAS_BOTO3:
+        module.fail_json(msg="abort needs the boto3 and botocore Python packages on the module's host")
+    key = options["key"]
+    if not key:
+        if not (options["application"] and options["environment"]):
+            module.fail_json(msg="abort needs abort.key, or abort.application and abort.environment")
+        try:
+            key = abort_key(options["prefix"], options["application"], options["environment"])
+        except ReleaseError as e:
+            module.fail_json(msg=f"abort: {e}")
+    if options["max_errors"] < 1:
+        module.fail_json(msg=f"abort.max_errors must be at least 1, got {options['max_errors']}")
+    client = module.client(
+        "s3",
+        retry_decorator=AWSRetry.jittered_backoff(retries=2, delay=0.2, max_delay=1),
+        config=dict(connect_timeout=2, read_timeout=5, retries=dict(max_attempts=1)),
+    )
+    return AbortWatch(
+        Store(client, options["bucket"], call_kwargs=dict(aws_retry=True)),
+        key,
+        lock_id=options["lock_id"],
+        version=options["version"],
+        max_errors=options["max_errors"],
+        on_error=options["on_error"],
+    )
+
+
+def abort_result(module, watcher):
+    """The ``aborted`` / ``abort_check`` results of a module with the ``abort`` option; warns about failed reads."""
+    if watcher is None:
+        return {}
+    report = watcher.report()
+    if report["errors"]:
+        module.warn(
+            f"the abort mark s3://{report['bucket']}/{report['key']} could not be read {report['errors']} of "
+            f"{report['checks']} times (last: {report['last_error']}); those reads counted as not aborted"
+        )
+    return dict(aborted=report["mark"] is not None, abort_check=report)
 
 
 # -- history -------------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ options:
     type: float
     default: 5
 extends_documentation_fragment:
+  - bluegreen.aws.release.abort
   - bluegreen.aws.gates.codedeploy
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -208,6 +209,17 @@ traffic:
   returned: when O(state=stopped) stopped a deployment
   type: str
   sample: "rollback deployment d-ROLLBACK12 Succeeded: traffic is back on the original instances"
+aborted:
+  description: Whether an operator's abort mark stopped the deployment (see O(abort)).
+  returned: when O(abort) is given and the module waited
+  type: bool
+  sample: false
+abort_check:
+  description: How the abort mark was watched (bucket, key, checks, errors, last_error, and the mark that stopped it).
+  returned: when O(abort) is given and the module waited
+  type: dict
+  sample: {"bucket": "my-release-state", "key": "bluegreen/web/prod/abort.json", "checks": 12, "errors": 0,
+           "last_error": null, "mark": null}
 diagnostics:
   description: The failed lifecycle events, per instance.
   returned: always
@@ -241,6 +253,9 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import re
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import ABORT_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_result
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_watch
 
 
 def main():
@@ -270,6 +285,7 @@ def main():
         bake_seconds=dict(type="int", default=300),
         continue_ready=dict(type="bool", default=True),
         gate_interval=dict(type="float", default=5),
+        abort=dict(type="dict", options=ABORT_OPTIONS),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ["revision"])]
@@ -290,6 +306,7 @@ def main():
             check_gates_can_run(group, p)
         active = active_deployment(codedeploy, p["application"], p["deployment_group"])
         tracker_options = dict(
+            abort=abort_watch(module),
             ec2=client("ec2"),
             poll=p["poll_interval"],
             timeout=p["wait_timeout"],
@@ -343,9 +360,9 @@ def follow(module, tracker, result, changed):
     try:
         info = tracker.run()
     except DeploymentError as e:
-        result.update(e.result)
+        result.update(e.result, **abort_result(module, tracker.abort))
         module.fail_json(msg=str(e), changed=changed, **result)
-    result.update(status=info["status"], timeline=tracker.timeline)
+    result.update(status=info["status"], timeline=tracker.timeline, **abort_result(module, tracker.abort))
     if tracker.rollback:
         result.update(
             rollback_deployment_id=tracker.rollback["deployment_id"], rollback_status=tracker.rollback["status"]

@@ -84,58 +84,11 @@ options:
     description: "Continue past a C({pause: null}) step."
     type: bool
     default: false
-  abort:
-    description:
-      - Watch an operator's abort mark in S3 (written by P(bluegreen.aws.release_abort#module) or
-        C(playbooks/abort.yml)). It is read once before every step and every gate evaluation (one C(GetObject) per
-        O(gate_interval)); a mark for this release rolls all traffic back to the stable pool, whatever O(on_failure)
-        says, and the task fails with RV(reason) naming who aborted, when and why.
-      - The mark counts only for this release, so a stale mark never aborts the next one; it names the release's
-        lock id and version. Give O(abort.lock_id) (from P(bluegreen.aws.release_lock#module)) or O(abort.version);
-        with neither, a mark counts only when it was written after this task started.
-      - A missing mark means not aborted. A failed read counts as not aborted (the gates still guard the canary's
-        health, and an S3 hiccup must not roll back a healthy release) and is reported in RV(abort_check) and as a
-        warning; after O(abort.max_errors) failed reads in a row the run aborts, because an operator could no longer
-        stop it.
-    type: dict
-    suboptions:
-      bucket:
-        description: The bucket of the release state (the one P(bluegreen.aws.release_lock#module) uses).
-        type: str
-        required: true
-      key:
-        description: The mark's key. Defaults to C(<prefix>/<application>/<environment>/abort.json).
-        type: str
-      prefix:
-        description: Key prefix, as for P(bluegreen.aws.release_lock#module).
-        type: str
-        default: bluegreen
-      application:
-        description: The application (with O(abort.environment), instead of O(abort.key)).
-        type: str
-      environment:
-        description: The environment.
-        type: str
-      lock_id:
-        description: This release's lock id; a mark naming another lock id is ignored.
-        type: str
-      version:
-        description: This release's version; a mark naming another version is ignored.
-        type: str
-      max_errors:
-        description: Failed reads of the mark in a row after which the run aborts.
-        type: int
-        default: 3
-      on_error:
-        description: V(warn) counts a failed read as not aborted (until O(abort.max_errors)); V(abort) aborts at once.
-        type: str
-        choices: ['warn', 'abort']
-        default: warn
 notes:
   - In check mode the module reads the current weights and reports the plan without writing anything.
-  - With O(abort), needs C(s3:GetObject) (and C(s3:ListBucket) so a missing mark reads as 404) on the mark's key.
   - Supports diff mode (weights before and after).
 extends_documentation_fragment:
+  - bluegreen.aws.release.abort
   - bluegreen.aws.router
   - bluegreen.aws.gates
   - amazon.aws.common.modules
@@ -297,17 +250,14 @@ timeline:
   sample: [{"t": 0.0, "event": "start", "weights": {"blue": 100, "green": 0}, "reason": "canary at 0%"}]
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
-from ansible_collections.bluegreen.aws.plugins.module_utils.release import AbortWatch
-from ansible_collections.bluegreen.aws.plugins.module_utils.release import ReleaseError
-from ansible_collections.bluegreen.aws.plugins.module_utils.release import Store
-from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_key
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import ABORT_OPTIONS
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_result
+from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_watch
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import RolloutError
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import parse_steps
@@ -316,51 +266,6 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import AWS_E
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import ROUTER_ARGS
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import aws_clients
 from ansible_collections.bluegreen.aws.plugins.module_utils.traffic import build_router
-
-ABORT_OPTIONS = dict(
-    bucket=dict(type="str", required=True),
-    key=dict(type="str", no_log=False),
-    prefix=dict(type="str", default="bluegreen"),
-    application=dict(type="str"),
-    environment=dict(type="str"),
-    lock_id=dict(type="str"),
-    version=dict(type="str"),
-    max_errors=dict(type="int", default=3),
-    on_error=dict(type="str", choices=["warn", "abort"], default="warn"),
-)
-
-
-def abort_watch(module):
-    """The rollout's ``abort()`` callable: one GetObject of the mark per call, on a client that fails fast (an abort
-    read must not stall a gate interval: one quick retry, short timeouts)."""
-    options = module.params["abort"]
-    if not options:
-        return None
-    if not HAS_BOTO3:
-        module.fail_json(msg="abort needs the boto3 and botocore Python packages on the module's host")
-    key = options["key"]
-    if not key:
-        if not (options["application"] and options["environment"]):
-            module.fail_json(msg="abort needs abort.key, or abort.application and abort.environment")
-        try:
-            key = abort_key(options["prefix"], options["application"], options["environment"])
-        except ReleaseError as e:
-            module.fail_json(msg=f"abort: {e}")
-    if options["max_errors"] < 1:
-        module.fail_json(msg=f"abort.max_errors must be at least 1, got {options['max_errors']}")
-    client = module.client(
-        "s3",
-        retry_decorator=AWSRetry.jittered_backoff(retries=2, delay=0.2, max_delay=1),
-        config=dict(connect_timeout=2, read_timeout=5, retries=dict(max_attempts=1)),
-    )
-    return AbortWatch(
-        Store(client, options["bucket"], call_kwargs=dict(aws_retry=True)),
-        key,
-        lock_id=options["lock_id"],
-        version=options["version"],
-        max_errors=options["max_errors"],
-        on_error=options["on_error"],
-    )
 
 
 def main():
@@ -438,14 +343,7 @@ def main():
         timeline=outcome.timeline,
         diff=dict(before=dict(weights=before), after=dict(weights=outcome.weights)),
     )
-    if watcher is not None:
-        report = watcher.report()
-        result.update(aborted=report["mark"] is not None, abort_check=report)
-        if report["errors"]:
-            module.warn(
-                f"the abort mark s3://{report['bucket']}/{report['key']} could not be read {report['errors']} of "
-                f"{report['checks']} times (last: {report['last_error']}); those reads counted as not aborted"
-            )
+    result.update(abort_result(module, watcher))
     if outcome.status in ("rolled_back", "held", "failed"):
         module.fail_json(msg=f"traffic switch {outcome.status}: {outcome.reason}", **result)
     module.exit_json(**result)
