@@ -39,7 +39,7 @@ options:
     description:
       - Watch an operator's abort mark in S3 (written by P(bluegreen.aws.release_abort#module) or
         C(playbooks/abort.yml)). It is read at every step, gate evaluation and status poll (one C(GetObject) each);
-        a mark for this release ends it as a failed gate would, whatever else is set:
+        a mark for this release ends it as a failed gate would, whatever else is set -
         P(bluegreen.aws.traffic_switch#module) rolls all traffic back to the stable pool;
         P(bluegreen.aws.codedeploy_deployment#module) stops the deployment with rollback and follows the rollback to
         its end. The task fails with a reason naming who aborted, when and why.
