@@ -23,6 +23,7 @@ def main():
     check_moto()
 
     from bgemu import codedeploy
+    from bgemu import dataplane
     from bgemu import lifecycle
     from bgemu import targethealth
     from bgemu.clock import CLOCK
@@ -30,7 +31,7 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(lifecycle, targethealth, codedeploy)
+    install(lifecycle, targethealth, codedeploy, dataplane)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
