@@ -287,9 +287,10 @@ class ListenerProxy:
             name = self.rule_slots[rule.arn]
             actions[name] = rule.actions
             entries.append((regex, name if _forward_groups(rule.actions) is not None else "unmodelled"))
-        commands = []
+        commands, forwards = [], {}
         for name, acts in actions.items():
             groups = _forward_groups(acts)
+            forwards[name] = [{"target_group": arn, "weight": weight} for arn, weight in groups or []]
             if groups is None:
                 self.release(name)
                 continue
@@ -313,6 +314,7 @@ class ListenerProxy:
             "url": f"http://127.0.0.1:{self.port}",
             "pid": self.proc.pid,
             "rules": [{"regex": regex, "backend": value} for regex, value in entries],
+            "forwards": forwards,
             "backends": self.describe(),
             "unmodelled": unmodelled,
         }
