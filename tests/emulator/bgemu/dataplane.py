@@ -389,8 +389,23 @@ class DataPlane:
         self.unserved = {}  # listener arn -> reason
         self.dead = None  # a bound, never listening socket: connections to its port are refused
 
+    def serving(self):
+        """Whether there is a listener to serve (or one served): without one a change needs no wait."""
+        if self.proxies or self.unserved:
+            return True
+        try:
+            for regions in list(models.elbv2_backends.values()):
+                for backend in list(regions.values()):
+                    if any(lb.listeners for lb in list(backend.load_balancers.values())):
+                        return True
+        except RuntimeError:  # changed while read: assume there is
+            return True
+        return False
+
     def changed(self, wait=False):
         """The model changed: wake the worker; with ``wait``, return once it applied this change."""
+        if not self.serving():
+            return
         with self.cond:
             if self.thread is None:
                 self.thread = threading.Thread(target=self.run, name="bgemu-dataplane", daemon=True)
@@ -413,6 +428,7 @@ class DataPlane:
                 except RuntimeError as e:  # a model dict changed while we read it: read again
                     if "changed size" not in str(e) or attempt == 2:
                         traceback.print_exc()
+                        break
                 except Exception:  # noqa: BLE001  (a dead worker would freeze the data plane)
                     traceback.print_exc()
                     break
@@ -435,6 +451,8 @@ class DataPlane:
             for arn in [a for a in self.unserved if a not in found]:
                 del self.unserved[arn]
             for arn, (backend, lb, listener) in found.items():
+                if arn in self.proxies and self.proxies[arn].proc.poll() is not None:  # it died: a new one
+                    self.proxies.pop(arn).stop()
                 if arn not in self.proxies:
                     if len(self.proxies) >= MAX_LISTENERS:
                         self.unserved[arn] = f"more than {MAX_LISTENERS} listeners"
@@ -442,7 +460,12 @@ class DataPlane:
                     if self.dead is None:
                         self.dead = socket.socket()
                         self.dead.bind(("127.0.0.1", 0))
-                    self.proxies[arn] = ListenerProxy(arn, self.dead.getsockname()[1])
+                    try:
+                        self.proxies[arn] = ListenerProxy(arn, self.dead.getsockname()[1])
+                    except (OSError, RuntimeError) as e:  # haproxy missing or not starting: said, not retried
+                        self.unserved[arn] = str(e)
+                        continue
+                    self.unserved.pop(arn, None)
                 self.proxies[arn].apply(backend, lb, listener)
 
     def listeners(self):
