@@ -257,6 +257,10 @@ class ListenerProxy:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
+        self.reap()
+
+    def reap(self):
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -477,8 +481,11 @@ class DataPlane:
 
     def reset(self):
         with self.lock:
+            for proxy in self.proxies.values():  # all at once, then wait for each
+                if proxy.proc.poll() is None:
+                    proxy.proc.terminate()
             for proxy in self.proxies.values():
-                proxy.stop()
+                proxy.reap()
             self.proxies.clear()
             self.unserved.clear()
 
