@@ -11,6 +11,13 @@ and the engine's timeline gives the time from the gate failure it observed to 10
 
 Then ALB-router API calls, counted by the AWS emulator (tests/emulator), per gate poll and per weight
 step, with 1, 10 and 100 targets in the canary target group; and the emulator's start time.
+
+Then, on the emulator's ALB data plane (a real HAProxy per listener, following the ELBv2 model): failed
+requests of wrk's keep-alive load sent to the listener while AlbRouter runs a canary 10/50/90/100 to green
+and back to blue.  And the API calls it takes to wait for one CodeDeploy blue/green deployment: the
+collection's Tracker (plugins/module_utils/codedeploy.py, 5 s polls) and boto3's ``deployment_successful``
+waiter (15 s polls) on the same deployment at the emulator's time scale, each counted on its own client
+(the emulator's GET /_bgemu/calls counts the sum).
 """
 
 import argparse
@@ -28,9 +35,14 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path[:0] = [os.path.join(ROOT, "tests", "integration"), os.path.join(ROOT, ".build", "collections")]
+sys.path[:0] = [
+    os.path.join(ROOT, "tests", "integration"),
+    os.path.join(ROOT, "tests", "emulator"),
+    os.path.join(ROOT, ".build", "collections"),
+]
 
 import boto3  # noqa: E402
+import cdfleet  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
 from dataplane import Processes  # noqa: E402
@@ -40,6 +52,8 @@ from dataplane import start_emulator  # noqa: E402
 from dataplane import start_haproxy  # noqa: E402
 from dataplane import start_nginx  # noqa: E402
 
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import Tracker  # noqa: E402
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import HttpGate  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import TargetHealthGate  # noqa: E402
 from ansible_collections.bluegreen.aws.plugins.module_utils.rollout import Rollout  # noqa: E402
@@ -176,7 +190,9 @@ def alb_calls(endpoint, targets):
 
     client = RetryingBotoClientWrapper(elb, AWSRetry.jittered_backoff())
     router = AlbRouter(client, listener, f"blue{suffix}", f"green{suffix}")
-    gate = Counted(TargetHealthGate(client, tg["green"], min_healthy=targets), endpoint)
+    # The targets have no endpoint: nothing answers their health checks, so they are never healthy (as on AWS).
+    # What is measured is the calls one evaluation makes, so the gate is told to pass whatever the states.
+    gate = Counted(TargetHealthGate(client, tg["green"], min_healthy=0, min_healthy_percent=0), endpoint)
     start = emulator_calls(endpoint)
     engine = Rollout(
         router,
@@ -190,6 +206,169 @@ def alb_calls(endpoint, targets):
     router_calls = emulator_calls(endpoint) - start - gate.during
     weight_steps = sum(1 for e in outcome.timeline if e["event"] == "weight")
     return gate.during / gate.polls, (router_calls) / weight_steps
+
+
+# Time scale for the deployment wait: 0.1 (10x faster than AWS) keeps a poll interval (0.5 s and 1.5 s) well above
+# an API call's latency on a loaded 2-core machine; at 0.01 the latency, not the poll interval, sets the count.
+WAIT_SCALE = 0.1
+
+
+class Emulator:
+    """What tests/emulator/cdfleet.py needs of the emulator (tests/conftest.py has the pytest version)."""
+
+    region = "eu-west-1"
+
+    def __init__(self, url):
+        self.url = url
+
+    def client(self, service, **kwargs):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            **kwargs,
+        )
+
+    def admin(self, path, method="GET", data=None):
+        request = urllib.request.Request(
+            f"{self.url}/_bgemu/{path}",
+            method=method,
+            data=None if data is None else json.dumps(data).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def alb_dataplane_canary(emulator, procs, seconds):
+    """(requests, failed, weight steps) of wrk's keep-alive load through the emulated ALB during two canaries."""
+    ec2, elb = emulator.client("ec2"), emulator.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"{emulator.region}{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    lb = elb.create_load_balancer(Name="canary", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    groups = {}
+    for pool, version in (("cblue", "v1"), ("cgreen", "v2")):
+        port = free_port()
+        procs.app(port, version)
+        groups[pool] = elb.create_target_group(
+            Name=pool, Protocol="HTTP", Port=80, VpcId=vpc, HealthCheckPath="/health", HealthCheckIntervalSeconds=5
+        )["TargetGroups"][0]["TargetGroupArn"]
+        tags = [{"ResourceType": "instance", "Tags": [{"Key": "bgemu:endpoint", "Value": f"127.0.0.1:{port}"}]}]
+        iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnets[0], TagSpecifications=tags)[
+            "Instances"
+        ][0]["InstanceId"]
+        elb.register_targets(TargetGroupArn=groups[pool], Targets=[{"Id": iid}])
+    for arn in groups.values():
+        wait_for(
+            lambda arn=arn: all(
+                t["TargetHealth"]["State"] == "healthy"
+                for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            ),
+            30,
+            "the canary's targets to be healthy",
+        )
+    listener = elb.create_listener(
+        LoadBalancerArn=lb,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["cblue"]}],
+    )["Listeners"][0]["ListenerArn"]
+    (served,) = [e for e in emulator.admin("listeners") if e["listener_arn"] == listener]
+    client = RetryingBotoClientWrapper(elb, AWSRetry.jittered_backoff())
+    result = {}
+
+    def run_load():
+        result["requests"], result["failed"] = wrk(f"{served['url']}/version", seconds)
+
+    load = threading.Thread(target=run_load)
+    load.start()
+    time.sleep(1.0)
+    pause = max(0.5, (seconds - 3.0) / 8)  # two canaries of four pauses each
+    steps = parse_steps(
+        [{"weight": 10}, {"pause": pause}, {"weight": 50}, {"pause": pause}, {"weight": 90}, {"pause": pause}]
+        + [{"weight": 100}, {"pause": pause}]
+    )
+    moves = 0
+    for stable, canary in (("cblue", "cgreen"), ("cgreen", "cblue")):
+        outcome = Rollout(AlbRouter(client, listener, stable, canary), steps, gate_interval=0.1).run()
+        assert outcome.status == "promoted", outcome.timeline
+        moves += sum(1 for e in outcome.timeline if e["event"] == "weight")
+    load.join()
+    return result["requests"], result["failed"], moves
+
+
+def deployment_wait_calls(emulator, procs, scale):
+    """API calls to wait for one CodeDeploy blue/green deployment: {"tracker": n, "waiter": n, ...}.
+
+    Both follow the same deployment at the same time, each on its own client (counted with botocore's
+    before-call event); the emulator's call count over the same time is the sum."""
+    emulator.admin("time-scale", "POST", {"scale": scale})
+    port = free_port()
+    procs.app(port, "v1")
+    fleet = cdfleet.fleet(emulator, blue_endpoint=f"127.0.0.1:{port}")
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="releases", CreateBucketConfiguration={"LocationConstraint": emulator.region})
+    s3.put_object(Bucket="releases", Key="app-v2.zip", Body=b"bundle")
+    counts = {"tracker": 0, "waiter": 0}
+    clients = {}
+    for who in counts:
+        clients[who] = emulator.client("codedeploy")
+        clients[who].meta.events.register(
+            "before-call.codedeploy.*", lambda who=who, **kw: counts.__setitem__(who, counts[who] + 1)
+        )
+    before = sum(emulator.admin("calls").values())
+    started = time.monotonic()
+    deployment = cdfleet.deploy(fleet, "app-v2.zip")
+    ended, errors = {}, []
+
+    def tracker():
+        try:
+            client = RetryingBotoClientWrapper(clients["tracker"], retry())
+            info = Tracker(client, deployment, poll=5 * scale, gate_interval=5 * scale, timeout=3600).run()
+            ended["tracker"] = (time.monotonic() - started, info["status"])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def waiter():
+        try:
+            clients["waiter"].get_waiter("deployment_successful").wait(
+                deploymentId=deployment, WaiterConfig={"Delay": 15 * scale, "MaxAttempts": 120}
+            )
+            ended["waiter"] = (time.monotonic() - started, "Succeeded")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=tracker), threading.Thread(target=waiter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    if errors:
+        raise errors[0]
+    aws_minutes = {who: t / scale / 60.0 for who, (t, unused_status) in ended.items()}
+    total = sum(emulator.admin("calls").values()) - before - 1  # CreateDeployment
+    return {
+        "calls": counts,
+        "aws_minutes": aws_minutes,
+        "status": {who: status for who, (unused_t, status) in ended.items()},
+        "emulator_calls": total,
+    }
 
 
 def main():
@@ -238,6 +417,14 @@ def main():
         emulator, emulator_start = start_emulator(procs)
         per_targets = {n: alb_calls(emulator, n) for n in (1, 10, 100)}
 
+        handle = Emulator(emulator)
+        handle.admin("reset", "POST", {})
+        handle.admin("time-scale", "POST", {"scale": 0.01})
+        canary = alb_dataplane_canary(handle, procs, args.seconds)
+        print(f"  emulated ALB canary: {canary[0]} requests, {canary[1]} failed, {canary[2]} weight steps", flush=True)
+        handle.admin("reset", "POST", {})
+        waits = deployment_wait_calls(handle, procs, WAIT_SCALE)
+
         latencies = {}
         for name, router in (("haproxy", haproxy), ("nginx", nginx)):
             latencies[name] = rollback_latency(router, state["green"], ports["green"], args.rollbacks)
@@ -258,9 +445,25 @@ def main():
         print(f"{'targets':<10}{'per poll':>10}{'per weight step':>17}")
         for targets, (per_poll, per_step) in per_targets.items():
             print(f"{targets:<10}{per_poll:>10.1f}{per_step:>17.1f}")
+        print()
+        print(
+            f"Emulated ALB (HAProxy per listener), wrk -t2 -c16 {args.seconds}s, AlbRouter canary 10/50/90/100 and back"
+        )
+        print(f"{'requests':>10}{'failed':>10}{'failed %':>10}{'steps':>8}")
+        print(f"{canary[0]:>10}{canary[1]:>10}{100.0 * canary[1] / max(canary[0], 1):>9.3f}%{canary[2]:>8}")
+        print()
+        print(f"Waiting for one CodeDeploy blue/green deployment (same deployment, emulator time scale {WAIT_SCALE})")
+        print(f"{'who':<34}{'API calls':>10}{'AWS minutes':>13}{'calls/AWS min':>15}")
+        for who, label in (("tracker", "bluegreen.aws Tracker (5 s polls)"), ("waiter", "boto3 waiter (15 s polls)")):
+            calls, minutes = waits["calls"][who], waits["aws_minutes"][who]
+            print(f"{label:<34}{calls:>10}{minutes:>13.1f}{calls / minutes:>15.1f}")
+        print(f"(emulator counted {waits['emulator_calls']} calls for both; final status {waits['status']})")
         haproxy_row = rows[0]
         if haproxy_row[2] != 0 or haproxy_row[1] < 100000 or haproxy_row[3] < 20:
             print("TARGET MISSED: haproxy router must serve >= 100,000 requests over >= 20 switches with 0 failed")
+            return 1
+        if canary[1] != 0 or waits["calls"]["tracker"] + waits["calls"]["waiter"] != waits["emulator_calls"]:
+            print("TARGET MISSED: no failed request through the emulated ALB, and every wait call counted")
             return 1
         return 0
     finally:

@@ -1,6 +1,8 @@
 """python -m bgemu --port N [--time-scale F]: the emulator on 127.0.0.1 (never another address)."""
 
 import argparse
+import signal
+import sys
 import threading
 
 from werkzeug.serving import WSGIRequestHandler
@@ -23,6 +25,7 @@ def main():
     check_moto()
 
     from bgemu import codedeploy
+    from bgemu import dataplane
     from bgemu import ecr
     from bgemu import lifecycle
     from bgemu import s3cond
@@ -32,10 +35,12 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(lifecycle, targethealth, codedeploy, s3cond, ecr)
+    install(lifecycle, targethealth, codedeploy, dataplane, s3cond, ecr)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
+    # SIGTERM (how tests stop it) exits through `finally` and atexit: the listeners' HAProxies and their files go too
+    signal.signal(signal.SIGTERM, lambda *unused: sys.exit(0))
     print(f"bgemu listening on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()

@@ -11,6 +11,8 @@ Admin API (JSON, loopback):
   POST   /_bgemu/revisions     {"key": "app-v2.zip", "endpoint": "127.0.0.1:8082", "fail_hook": null}  where that
                                revision answers, and a scriptable hook whose script fails
   POST   /_bgemu/health        {"instance_id": "i-…", "healthy": false}  force its health (null: probe again)
+  GET    /_bgemu/listeners     [{"listener_arn", "dns_name", "local_port", "url", ...}]  the HAProxy serving each
+                               ELBv2 listener (bgemu.dataplane), once it has every change made so far
   GET    /_bgemu/lifecycle-actions  pending lifecycle actions with their tokens (AWS sends them in notifications)
   POST   /_bgemu/time-scale    {"scale": 0.01}
   POST   /_bgemu/reset         moto's state, counts, faults, time scale 1
@@ -30,6 +32,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.moto_server.werkzeug_app import create_backend_app
 
 from bgemu import codedeploy
+from bgemu import dataplane
 from bgemu import lifecycle
 from bgemu import targethealth
 from bgemu.clock import CLOCK
@@ -124,7 +127,10 @@ class Emulator:
             ]
         elif path == "/_bgemu/endpoints" and method == "POST":
             targethealth.ENDPOINTS[data["instance_id"]] = data["endpoint"]
+            dataplane.DATAPLANE.changed(wait=True)  # a target's address may have changed
             answer = dict(targethealth.ENDPOINTS)
+        elif path == "/_bgemu/listeners":
+            answer = dataplane.listeners()
         elif path == "/_bgemu/revisions" and method == "POST":
             codedeploy.REVISIONS[data["key"]] = {"endpoint": data.get("endpoint"), "fail_hook": data.get("fail_hook")}
             answer = dict(codedeploy.REVISIONS)
@@ -143,6 +149,7 @@ class Emulator:
             _internal.moto_api_backend.reset()
             targethealth.reset()
             codedeploy.reset()
+            dataplane.reset()
             with self.lock:
                 self.calls.clear()
                 self.faults.clear()

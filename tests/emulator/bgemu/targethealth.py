@@ -24,6 +24,12 @@ LOCK = threading.RLock()
 ENDPOINTS = {}  # instance id -> "127.0.0.1:port" (admin call)
 FORCED = {}  # instance id -> True (healthy) / False (unhealthy)
 STATES = {}  # (target group arn, target id) -> Check
+WATCHERS = []  # called with no arguments after a target's state or registration changed (the ALB data plane)
+
+
+def notify():
+    for watcher in list(WATCHERS):
+        watcher()
 
 
 class Check:
@@ -90,11 +96,13 @@ def tick():
     """Run the health checks that are due (called by the emulator's ticker)."""
     with LOCK:
         due = [c for c in STATES.values() if c.draining_until is None and c.next_check <= CLOCK.now()]
+    changed = False
     for check in due:
         ok, reason, description = probe(check)
         with LOCK:
             if check.draining_until is not None:  # deregistered while it was being probed
                 continue
+            before = check.state
             check.next_check = CLOCK.now() + CLOCK.seconds(check.group.health_check_interval_seconds)
             if ok:
                 check.successes, check.failures = check.successes + 1, 0
@@ -106,10 +114,14 @@ def tick():
                     check.state = "unhealthy"
                 if check.state == "unhealthy":
                     check.reason, check.description = reason, description
+            changed = changed or check.state != before
     with LOCK:
         for key, check in list(STATES.items()):
             if check.draining_until is not None and check.draining_until <= CLOCK.now():
                 del STATES[key]
+                changed = True
+    if changed:
+        notify()
 
 
 def reset():
@@ -133,6 +145,7 @@ def register(self, targets):
             key = (self.arn, target["Id"])
             if key not in STATES or STATES[key].draining_until is not None:
                 STATES[key] = Check(self, target["Id"])
+    notify()
 
 
 def deregister(self, targets):
@@ -145,6 +158,7 @@ def deregister(self, targets):
                 check.state, check.reason = "draining", "Target.DeregistrationInProgress"
                 check.description = "Target deregistration is in progress"
                 check.draining_until = CLOCK.now() + CLOCK.seconds(delay)
+    notify()
 
 
 def health_for(self, target, ec2_backend):

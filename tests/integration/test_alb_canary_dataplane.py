@@ -1,0 +1,209 @@
+"""An ALB canary with bluegreen.aws.traffic_switch, measured through the emulator's ALB data plane (real HAProxy).
+
+Each target group holds a healthy demo app and one that fails its health checks (and answers 500): the share of
+requests green answers must follow each weight step, no request may reach the unhealthy targets, and a keep-alive
+client sending requests the whole time must see no failure.
+"""
+
+import http.client
+import json
+import threading
+import time
+
+import pytest
+from conftest import run_playbook
+from dataplane import Processes
+from dataplane import free_port
+
+STEPS = (10, 50, 90)
+PAUSE = 8  # seconds per step: enough for >= 1,000 requests on a loaded 2-core machine
+MIN_REQUESTS = 1000
+CLIENTS = 4
+CLIENT_LIMIT = 240  # the load stops after this many seconds whatever happens
+
+
+@pytest.fixture
+def canary(emulator):
+    procs = Processes()
+    ec2, elb = emulator.client("ec2"), emulator.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{emulator.region}{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    lb = elb.create_load_balancer(Name="web", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    groups, expected = {}, {}
+    try:
+        for pool, version in (("blue", "v1"), ("green", "v2")):
+            groups[pool] = elb.create_target_group(
+                Name=pool,
+                Protocol="HTTP",
+                Port=80,
+                VpcId=vpc,
+                HealthCheckPath="/health/deep",
+                HealthCheckIntervalSeconds=5,
+                HealthyThresholdCount=2,
+                UnhealthyThresholdCount=2,
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for name, extra in ((version, []), (f"{version}-unhealthy", ["--fail"])):
+                port = free_port()
+                procs.app(port, name, *extra)  # "--fail": /health answers 503, /version 500
+                tags = [{"ResourceType": "instance", "Tags": [{"Key": "bgemu:endpoint", "Value": f"127.0.0.1:{port}"}]}]
+                iid = ec2.run_instances(
+                    ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnets[0], TagSpecifications=tags
+                )["Instances"][0]["InstanceId"]
+                elb.register_targets(TargetGroupArn=groups[pool], Targets=[{"Id": iid}])
+                expected[iid] = "unhealthy" if extra else "healthy"
+        listener = elb.create_listener(
+            LoadBalancerArn=lb,
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["blue"]}],
+        )["Listeners"][0]["ListenerArn"]
+
+        def states():
+            found = {}
+            for arn in groups.values():
+                for t in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
+                    found[t["Target"]["Id"]] = t["TargetHealth"]["State"]
+            return found
+
+        deadline = time.monotonic() + 30
+        while states() != expected:
+            assert time.monotonic() < deadline, f"targets never reached {expected}: {states()}"
+            time.sleep(0.05)
+        (served,) = [e for e in emulator.admin("listeners") if e["listener_arn"] == listener]
+        yield {"listener": listener, "groups": groups, "port": served["local_port"]}
+    finally:
+        procs.stop_all()
+
+
+class Load:
+    """CLIENTS keep-alive connections sending GET /version until stopped (or CLIENT_LIMIT seconds)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.stop = threading.Event()
+        self.records = []  # (started, status or None, version or error)
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(CLIENTS)]
+        self.deadline = time.monotonic() + CLIENT_LIMIT
+
+    def run(self):
+        connection = None
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            started = time.monotonic()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                connection.request("GET", "/version")
+                response = connection.getresponse()
+                body = response.read()
+                record = (started, response.status, json.loads(body).get("version") if body else None)
+                if response.getheader("connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                record = (started, None, repr(e))
+                connection.close()
+                connection = None
+            with self.lock:
+                self.records.append(record)
+        if connection is not None:
+            connection.close()
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+
+class Watcher:
+    """Polls GET /_bgemu/listeners: (asked, answered, green weight in the data plane) every 50 ms."""
+
+    def __init__(self, emulator, listener, green):
+        self.emulator, self.listener, self.green = emulator, listener, green
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        deadline = time.monotonic() + CLIENT_LIMIT
+        while not self.stop.wait(0.05) and time.monotonic() < deadline:
+            asked = time.monotonic()
+            (served,) = [e for e in self.emulator.admin("listeners") if e["listener_arn"] == self.listener]
+            forward = {f["target_group"]: f["weight"] for f in served["forwards"]["default"]}
+            total = sum(forward.values())
+            self.samples.append((asked, time.monotonic(), round(100 * forward.get(self.green, 0) / total)))
+
+    def window(self, weight):
+        """(from, to): green had ``weight`` in HAProxy for the whole of it."""
+        seen = [(asked, answered) for asked, answered, w in self.samples if w == weight]
+        assert seen, f"the data plane never had green at {weight}%"
+        return seen[0][1], seen[-1][0]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(15)
+
+
+def task(listener):
+    steps = ", ".join(f"{{weight: {w}}}, {{pause: {PAUSE}}}" for w in STEPS)
+    return f"""\
+- name: switch
+  bluegreen.aws.traffic_switch:
+    router: alb
+    alb: {{listener_arn: "{listener}"}}
+    stable: blue
+    canary: green
+    steps: [{steps}, {{weight: 100}}]
+    gates:
+      - type: target_health
+        target_group: green
+        min_healthy: 1
+        min_healthy_percent: 50
+        failure_threshold: 2
+    pre_switch_timeout: 10
+    gate_interval: 0.5
+"""
+
+
+def test_canary_shares_follow_the_weights_with_no_failed_request(emulator, canary, tmp_path):
+    with Load(canary["port"]) as load, Watcher(emulator, canary["listener"], canary["groups"]["green"]) as watcher:
+        rc, results, unused_report = run_playbook(task(canary["listener"]), emulator.endpoint, tmp_path)
+        # a little traffic after the end: all of it on green
+        end = time.monotonic()
+        while sum(1 for r in list(load.records) if r[0] > end) < 200:
+            assert time.monotonic() < end + 30, "the load stopped"
+            time.sleep(0.05)
+    assert rc == 0 and results["switch"]["status"] == "promoted", results["switch"]
+    records = load.records
+    failed = [r for r in records if r[1] != 200]
+    print(f"{len(failed)} failed of {len(records)} requests across the canary")
+    assert len(records) > 3 * MIN_REQUESTS
+    assert failed == [], f"{len(failed)} of {len(records)} requests failed, first: {failed[:5]}"
+    unhealthy = [r for r in records if str(r[2]).endswith("-unhealthy")]
+    assert unhealthy == [], "requests reached unhealthy targets while their group had a healthy one"
+    shares = {}
+    for weight in STEPS:
+        start, stop = watcher.window(weight)
+        answered = [r[2] for r in records if start <= r[0] <= stop]
+        assert len(answered) >= MIN_REQUESTS, f"only {len(answered)} requests at {weight}%"
+        shares[weight] = 100.0 * answered.count("v2") / len(answered)
+        print(f"green at {weight}%: {shares[weight]:.1f}% of {len(answered)} requests answered by green")
+        assert set(answered) <= {"v1", "v2"}
+    assert all(abs(share - weight) <= 5 for weight, share in shares.items()), shares
+    after = [r[2] for r in records if r[0] > watcher.window(100)[0]]
+    assert after and set(after) == {"v2"}
