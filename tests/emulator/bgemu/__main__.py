@@ -1,6 +1,8 @@
 """python -m bgemu --port N [--time-scale F]: the emulator on 127.0.0.1 (never another address)."""
 
 import argparse
+import signal
+import sys
 import threading
 
 from werkzeug.serving import WSGIRequestHandler
@@ -15,12 +17,22 @@ class QuietHandler(WSGIRequestHandler):
         pass  # one line per API call drowns the errors worth reading
 
 
+def interrupt(*unused):
+    raise KeyboardInterrupt
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bgemu", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per AWS second (0.01: 100x)")
     args = parser.parse_args()
     check_moto()
+    from bgemu import instances
+
+    try:
+        instances.require_root()
+    except instances.NotRoot as e:
+        sys.exit(f"bgemu: {e}")
 
     from bgemu import codedeploy
     from bgemu import lifecycle
@@ -30,15 +42,20 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(lifecycle, targethealth, codedeploy)
+    install(instances, lifecycle, targethealth, codedeploy)
+    # SIGTERM (how tests stop it) unwinds like Ctrl-C, so every instance's processes and namespaces are removed
+    signal.signal(signal.SIGTERM, interrupt)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
     print(f"bgemu listening on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        instances.reset()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""ELBv2 target health decided by real HTTP checks of a local endpoint mapped to each instance.
+"""ELBv2 target health decided by real HTTP checks of each instance.
 
-An instance's endpoint (``host:port`` on loopback) comes from its tag ``bgemu:endpoint`` (set it in the
-launch template's tag specifications) or from the admin call ``POST /_bgemu/endpoints``.  For those
-targets the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
+A target is checked at its instance's own address (bgemu.instances: ``PrivateIpAddress``) and the target's
+port; a local endpoint (``host:port`` on loopback) overrides that: the instance's tag ``bgemu:endpoint`` (set
+it in the launch template's tag specifications) or the admin call ``POST /_bgemu/endpoints``.  For every
+target the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
 so a target goes ``initial`` → ``healthy`` / ``unhealthy`` as a real one would, and a deregistered target
 is ``draining`` for the group's deregistration delay, also in a whole-group DescribeTargetHealth (moto drops
-it from that answer).  ``POST /_bgemu/health`` forces a target's answer.  A target with no endpoint is
-checked like any other and nothing answers: ``unhealthy`` (``Target.FailedHealthChecks``), never moto's
+it from that answer).  ``POST /_bgemu/health`` forces a target's answer.  A target where nothing listens
+is checked like any other and nothing answers: ``unhealthy`` (``Target.FailedHealthChecks``), never moto's
 ``healthy``.  The unhealthy reasons are AWS's: ``Target.ResponseCodeMismatch`` (an answer outside the
 matcher), ``Target.Timeout`` (no answer within the check's timeout), ``Target.FailedHealthChecks`` (the
 connection failed).  Every wait follows the time scale.
@@ -18,6 +19,7 @@ import urllib.request
 
 from moto.elbv2 import models
 
+from bgemu import instances
 from bgemu.clock import CLOCK
 
 LOCK = threading.RLock()
@@ -62,6 +64,9 @@ def probe(check):
     if check.target_id in FORCED:
         return FORCED[check.target_id], "Target.ResponseCodeMismatch", "Health checks failed (forced by the emulator)"
     address = endpoint(check.group, check.target_id)
+    if address is None and instances.address(check.target_id):  # the instance's own address, the target's port
+        target = check.group.targets.get(check.target_id) or check.group.deregistered_targets.get(check.target_id)
+        address = f"{instances.address(check.target_id)}:{(target or {}).get('Port') or check.group.port}"
     if address is None:  # no process answers for this instance: the connection fails
         return False, "Target.FailedHealthChecks", "Health checks failed"
     host, unused_colon, port = address.rpartition(":")
