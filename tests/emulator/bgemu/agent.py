@@ -32,9 +32,6 @@ import sys
 import threading
 import zipfile
 
-import yaml
-from moto.s3.models import s3_backends
-
 from bgemu import instances
 from bgemu.clock import CLOCK
 
@@ -143,6 +140,8 @@ def _fault(event, key):
 # -- the revision -------------------------------------------------------------------------------------------
 def fetch(account, revision):
     """The revision's bytes from the emulated S3 (bucket, key, version, eTag as CreateDeployment got them)."""
+    from moto.s3.models import s3_backends  # imported when first needed: the emulator starts faster
+
     location = (revision or {}).get("s3Location") or {}
     backend = s3_backends[account]["aws"]
     key = backend.get_object(location.get("bucket"), location.get("key"), location.get("version"))
@@ -158,6 +157,8 @@ def fetch(account, revision):
 
 
 def parse_appspec(data):
+    import yaml
+
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         name = next((n for n in ("appspec.yml", "appspec.yaml") if n in archive.namelist()), None)
         if name is None:

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -31,6 +32,15 @@ PREFIX = "10.231"
 SLOTS = 64  # /30s in a /24: instances alive at once per emulator
 RUN = "/run/bgemu"
 OVERLAID = ("/etc", "/opt", "/var", "/srv")
+# what runs inside an instance lives here: the checkout (the agent's helper, the stand-in engine, the demo app) and
+# the Python that runs them
+KEEP = sorted(
+    {
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+    }
+)
 LOCK = threading.RLock()
 INSTANCES = {}  # instance id -> Machine
 STATE = {"block": None, "lock_file": None}
@@ -204,7 +214,12 @@ class Machine:
         tmp = os.path.join(self.root, "tmp")
         os.makedirs(tmp)
         os.chmod(tmp, 0o1777)
-        mounts.append(f"mount --bind {tmp} /tmp")
+        for path in KEEP:  # the emulator's own code and Python stay visible in the instance's /tmp
+            if path.startswith("/tmp/"):
+                inside = os.path.join(tmp, os.path.relpath(path, "/tmp"))
+                os.makedirs(inside, exist_ok=True)
+                mounts.append(f"mount --bind {path} {inside}")
+        mounts.append(f"mount --rbind {tmp} /tmp")
         with open(self.mnt, "w"):
             pass
         subprocess.run(
