@@ -22,7 +22,6 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
 # -- the AWS emulator (tests/emulator/bgemu) ------------------------------------------------------------
 import json  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 import urllib.request  # noqa: E402
 
 import boto3  # noqa: E402
@@ -41,14 +40,14 @@ class EmulatorHandle:
         self.endpoint = url
         self.region = EMULATOR_REGION
 
-    def admin(self, path, method="GET", data=None):
+    def admin(self, path, method="GET", data=None, timeout=10):
         request = urllib.request.Request(
             self.url + "/_bgemu/" + path,
             method=method,
             data=None if data is None else json.dumps(data).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
 
     def client(self, service, **kwargs):
@@ -78,11 +77,18 @@ def emulator_server():
     from dataplane import start_emulator
 
     procs = Processes()
+    running = set()
     try:
         url, unused_seconds = start_emulator(procs, EMULATOR_TIME_SCALE)
-        yield EmulatorHandle(url)
+        handle = EmulatorHandle(url)
+        yield handle
+        running = {m["netns"] for m in handle.admin("instances").values()}
     finally:
         procs.stop_all()
+    # its shutdown removed every instance's namespaces (and so the processes in them)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True, timeout=30).stdout
+    leaked = running & {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert not leaked, f"network namespaces left behind by the emulator: {sorted(leaked)}"
 
 
 @pytest.fixture
@@ -92,34 +98,24 @@ def emulator(emulator_server):
     return emulator_server
 
 
+@pytest.fixture(scope="session")
+def bundles():
+    """Real CodeDeploy bundles, rendered by the appspec role and zipped by codedeploy_bundle (cached in .build/bundles
+    until the role changes): {S3 key: zip path} for cdfleet.BUNDLES ("app-good.zip", "app-v2.zip",
+    "app-broken.zip", "app-degrading.zip")."""
+    from cdfleet import build_bundles
+
+    return build_bundles()
+
+
 @pytest.fixture
-def revisions(emulator):
-    """Map S3 keys to real demo apps: "app-good.zip" healthy, "app-broken.zip" failing its health check.
+def revisions(emulator, bundles):
+    """The bundles uploaded to the emulated S3 bucket "releases"; yields {key: zip path}.
 
-    Yields {key: "127.0.0.1:PORT"}: give instances one of these (cdfleet.fleet(blue_endpoint=...)) so their
-    target health is real; an instance with no endpoint is unhealthy, as one nobody answers for on AWS."""
-    from dataplane import DEMO_APP
-    from dataplane import free_port
+    A deployment of one runs its real hook scripts on every green instance (the emulator's agent and stand-in
+    engine); ``cdfleet.fleet(emulator, blue_revision="app-good.zip")`` installs one on the blue instances so they
+    answer. An instance with no app is unhealthy, as one nobody answers for on AWS."""
+    from cdfleet import upload
 
-    procs, endpoints = [], {}
-    for key, extra in (("app-good.zip", []), ("app-broken.zip", ["--fail"])):
-        port = free_port()
-        procs.append(subprocess.Popen([sys.executable, DEMO_APP, "--port", str(port), "--version", key, *extra]))
-        endpoints[key] = f"127.0.0.1:{port}"
-        emulator.admin("revisions", "POST", {"key": key, "endpoint": endpoints[key]})
-        if key == "app-good.zip":  # same healthy app, but its AfterInstall script fails
-            emulator.admin(
-                "revisions",
-                "POST",
-                {"key": "app-bad-install.zip", "endpoint": f"127.0.0.1:{port}", "fail_hook": "AfterInstall"},
-            )
-    # the bundles themselves, so a deployment can pin them (codedeploy_deployment reads their ETag)
-    s3 = emulator.client("s3")
-    s3.create_bucket(Bucket="releases", CreateBucketConfiguration={"LocationConstraint": EMULATOR_REGION})
-    for key in ("app-good.zip", "app-broken.zip", "app-bad-install.zip"):
-        s3.put_object(Bucket="releases", Key=key, Body=f"bundle {key}".encode())
-    time.sleep(0.5)
-    yield endpoints
-    for proc in procs:
-        proc.terminate()
-        proc.wait(5)
+    upload(emulator, bundles)
+    return bundles

@@ -1,20 +1,168 @@
-"""A CodeDeploy blue/green fleet on the emulator, with real demo apps as revisions (shared by tests)."""
+"""A CodeDeploy blue/green fleet on the emulator, and real revisions: bundles rendered by the appspec role and packed
+by codedeploy_bundle (shared by tests)."""
 
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APP_PORT = 8080  # the bundles' published port: the app answers on <PrivateIpAddress>:8080
+# S3 key -> the demo image tag its bundle runs (the stand-in engine: "-broken" fails its health checks from the start,
+# "-fail-after-<N>" after N seconds)
+BUNDLES = {
+    "app-good.zip": "1.0.0",
+    "app-v2.zip": "1.1.0",
+    "app-broken.zip": "2.0.0-broken",
+    "app-degrading.zip": "3.0.0-fail-after-8",
+}
+ROLE_VARS = {
+    "appspec_app_name": "web",
+    "appspec_registry": "",
+    "appspec_repository": "localhost/bluegreen-demo",
+    "appspec_ports": [f"{APP_PORT}:{APP_PORT}"],
+    "appspec_health_port": APP_PORT,
+    "appspec_health_interval": 1,
+    "appspec_health_timeout": 1,
+    "appspec_env": {"GREETING": "hello"},
+    # ValidateService 16 s: (16 - 10) // (1 + 1) = 3 health attempts; AfterAllowTraffic runs the same check
+    "appspec_hooks": {
+        "ApplicationStop": 60,
+        "BeforeInstall": 60,
+        "AfterInstall": 60,
+        "ApplicationStart": 60,
+        "ValidateService": 16,
+        "AfterAllowTraffic": 16,
+    },
+}
 
-def fleet(emulator, ready=None, termination_minutes=1, blue_endpoint=None):
-    """Blue group "web" (2 instances in target group web-tg) and deployment group web-dg with auto-rollback.
 
-    The blue instances answer health checks only when ``blue_endpoint`` ("127.0.0.1:PORT", e.g. from the
-    ``revisions`` fixture) is given: otherwise nothing answers for them and they turn ``unhealthy``, as on AWS.
+def _inputs_digest():
+    """What the bundles are made of: the appspec role, the zip code, the settings above."""
+    digest = hashlib.sha256(json.dumps([BUNDLES, ROLE_VARS], sort_keys=True).encode())
+    sources = [os.path.join(ROOT, "plugins", "module_utils", "bundle.py")]
+    for root, dirs, names in os.walk(os.path.join(ROOT, "roles", "appspec")):
+        dirs.sort()
+        sources += [os.path.join(root, n) for n in sorted(names)]
+    for path in sources:
+        digest.update(path.encode())
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def build_bundles(directory=None):
+    """One bundle per BUNDLES entry; returns {key: path of the zip}.
+
+    The first is rendered by the appspec role and zipped by codedeploy_bundle (a real ansible-playbook run); the
+    others are the same rendering with their own APP_IMAGE_TAG in scripts/release.env, zipped by the same code
+    (plugins/module_utils/bundle.py), as the role would render them (test_appspec proves a tag changes only that).
+    Kept in .build/bundles/<digest of the role and the settings>, so a session pays the ansible run only when the
+    role changed; concurrent sessions wait for one another with a lock."""
+    directory = directory or os.path.join(ROOT, ".build", "bundles", _inputs_digest())
+    os.makedirs(directory, exist_ok=True)
+    paths = {key: os.path.join(directory, key) for key in BUNDLES}
+    with open(os.path.join(directory, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(os.path.exists(p) for p in paths.values()):
+            _render(directory)
+    return paths
+
+
+def _render(directory):
+    first, tag = next(iter(BUNDLES.items()))
+    rendered = os.path.join(directory, "rendered")
+    role_vars = dict(
+        ROLE_VARS,
+        appspec_bundle_dir=rendered,
+        appspec_archive=os.path.join(directory, first + ".tmp"),
+        appspec_image_tag=tag,
+    )
+    tasks = [{"name": "bundle", "ansible.builtin.include_role": {"name": "bluegreen.aws.appspec"}, "vars": role_vars}]
+    playbook = os.path.join(directory, "bundle.yml")
+    with open(playbook, "w") as f:
+        json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], f)
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCALHOST_WARNING="false")
+    proc = subprocess.run(command + [playbook], capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from ansible_collections.bluegreen.aws.plugins.module_utils.bundle import build_zip
+
+    release = os.path.join(rendered, "scripts", "release.env")
+    with open(release) as f:
+        settings = f.read()
+    assert f"APP_IMAGE_TAG={tag}\n" in settings, settings
+    for key, other in BUNDLES.items():
+        with open(release, "w") as f:
+            f.write(settings.replace(f"APP_IMAGE_TAG={tag}\n", f"APP_IMAGE_TAG={other}\n"))
+        data = build_zip(rendered)
+        if key == first:  # the role's own archive: the same bytes
+            with open(os.path.join(directory, first + ".tmp"), "rb") as f:
+                assert f.read() == data
+        with open(os.path.join(directory, key + ".tmp"), "wb") as f:
+            f.write(data)
+        os.replace(os.path.join(directory, key + ".tmp"), os.path.join(directory, key))
+
+
+def upload(emulator, bundles, bucket="releases"):
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": emulator.region})
+    for key, path in bundles.items():
+        with open(path, "rb") as f:
+            s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+
+
+def install(emulator, instance_ids, key, bucket="releases"):
+    """The agent installs revision ``key`` on each instance (in-place events, ApplicationStop … ValidateService),
+    all at once; asserts every event succeeded."""
+    answers = {}
+
+    def one(instance_id):
+        answers[instance_id] = emulator.admin(
+            "install", "POST", {"instance_id": instance_id, "bucket": bucket, "key": key}, timeout=120
+        )
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in instance_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for instance_id in instance_ids:
+        events = answers.get(instance_id)
+        assert events and all(e["status"] in ("Succeeded", "Skipped") for e in events), (instance_id, events)
+    return answers
+
+
+def addresses(emulator, instance_ids):
+    ec2 = emulator.client("ec2")
+    found = ec2.describe_instances(InstanceIds=list(instance_ids))["Reservations"]
+    return {i["InstanceId"]: i.get("PrivateIpAddress") for r in found for i in r["Instances"]}
+
+
+def run_in(emulator, instance_id, *command, timeout=30):
+    """Run ``command`` inside the instance (its network and file system): {"returncode", "stdout", "stderr"}."""
+    data = {"instance_id": instance_id, "command": list(command), "timeout": timeout}
+    return emulator.admin("exec", "POST", data, timeout=timeout + 10)
+
+
+def fleet(emulator, ready=None, termination_minutes=1, blue_revision=None):
+    """Blue group "web" (2 instances in target group web-tg, port 8080) and deployment group web-dg with
+    auto-rollback.
+
+    The blue instances run an app only when ``blue_revision`` (an S3 key of the ``revisions`` fixture) is given: the
+    agent installs it on them before they are registered. Otherwise nothing answers for them and they turn
+    ``unhealthy``, as on AWS.
     """
     ec2, elb, asg, cd = (emulator.client(s) for s in ("ec2", "elbv2", "autoscaling", "codedeploy"))
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{emulator.region}a")["Subnet"][
         "SubnetId"
     ]
-    tg = elb.create_target_group(Name="web-tg", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0][
+    tg = elb.create_target_group(Name="web-tg", Protocol="HTTP", Port=APP_PORT, VpcId=vpc)["TargetGroups"][0][
         "TargetGroupArn"
     ]
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -33,8 +181,8 @@ def fleet(emulator, ready=None, termination_minutes=1, blue_endpoint=None):
         i["InstanceId"]
         for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]["Instances"]
     ]
-    for instance_id in blue if blue_endpoint else []:
-        emulator.admin("endpoints", "POST", {"instance_id": instance_id, "endpoint": blue_endpoint})
+    if blue_revision:
+        install(emulator, blue, blue_revision)
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in blue])
     cd.create_application(applicationName="web", computePlatform="Server")
     config = {
@@ -70,7 +218,7 @@ def status(f, deployment_id):
     return f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"]
 
 
-def wait_status(f, deployment_id, wanted, timeout=20.0):
+def wait_status(f, deployment_id, wanted, timeout=90.0):
     deadline = time.monotonic() + timeout
     seen = []
     while True:

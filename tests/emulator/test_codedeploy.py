@@ -102,7 +102,7 @@ def test_ready_wait_timeout_stops_the_deployment(emulator, revisions):
 def test_stop_during_termination_wait_returns_traffic_to_blue(emulator, revisions):
     f = fleet(emulator, termination_minutes=60)
     deployment_id = deploy(f, "app-good.zip")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90
     while registered(f) == sorted(f["blue"]):
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -193,14 +193,19 @@ def test_update_and_delete_deployment_group_move_codedeploys_hook(emulator):
 
 
 def test_a_failing_after_install_script_fails_with_its_diagnostics(emulator, revisions):
+    """A hook fault (admin call): the agent runs a failing command in place of the revision's AfterInstall script."""
     f = fleet(emulator)
-    deployment_id = deploy(f, "app-bad-install.zip")
+    emulator.admin("hook-faults", "POST", {"event": "AfterInstall", "key": "app-good.zip", "message": "disk full"})
+    deployment_id = deploy(f, "app-good.zip")
     assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Failed"
     target_id = f["cd"].list_deployment_targets(deploymentId=deployment_id)["targetIds"][0]
     target = f["cd"].get_deployment_target(deploymentId=deployment_id, targetId=target_id)["deploymentTarget"]
     events = {e["lifecycleEventName"]: e for e in target["instanceTarget"]["lifecycleEvents"]}
     assert events["AfterInstall"]["status"] == "Failed"
     assert events["AfterInstall"]["diagnostics"]["scriptName"] == "scripts/after_install.sh"
+    assert events["AfterInstall"]["diagnostics"]["errorCode"] == "ScriptFailed"
+    assert events["AfterInstall"]["diagnostics"]["logTail"].endswith("[stderr]disk full\n")
+    assert events["BeforeInstall"]["status"] == "Succeeded"  # the real script ran before it
     assert events["ApplicationStart"]["status"] == "Pending"  # nothing ran after the failure
     assert registered(f) == sorted(f["blue"])
 
@@ -369,10 +374,11 @@ def test_the_green_group_gets_codedeploys_launch_hook(emulator, revisions):
 
 
 def test_target_health_through_a_deployment_comes_from_real_checks(emulator, revisions):
-    """Blue answers at the good app's endpoint (healthy); after AllowTraffic green is checked at its revision's
-    endpoint and blue is draining in the whole-group answer, for the deregistration delay (300 s: 3 s)."""
-    f = fleet(emulator, termination_minutes=60, blue_endpoint=revisions["app-good.zip"])
-    deadline = time.monotonic() + 20
+    """Blue runs the good revision (installed by the agent) and is healthy; after AllowTraffic green is checked at its
+    own address, and after BlockTraffic blue is draining in the whole-group answer, for the deregistration delay
+    (300 s: 3 s)."""
+    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip")
+    deadline = time.monotonic() + 90
     while set(health(f).values()) != {"healthy"}:
         assert time.monotonic() < deadline, health(f)
         time.sleep(0.02)
@@ -381,7 +387,9 @@ def test_target_health_through_a_deployment_comes_from_real_checks(emulator, rev
         assert time.monotonic() < deadline
         time.sleep(0.02)
     green = [i for i in targets(f, deployment_id) if i not in f["blue"]]
-    assert {i: health(f)[i] for i in f["blue"]} == {i: "draining" for i in f["blue"]}
+    while {health(f).get(i) for i in f["blue"]} != {"draining"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.02)
     while {health(f).get(i) for i in green} != {"healthy"}:
         assert time.monotonic() < deadline, health(f)
         time.sleep(0.02)

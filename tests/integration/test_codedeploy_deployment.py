@@ -1,11 +1,13 @@
-"""bluegreen.aws.codedeploy_deployment through real ansible-playbook runs on the emulator (real apps as revisions)."""
+"""bluegreen.aws.codedeploy_deployment through real ansible-playbook runs on the emulator: real bundles whose hook
+scripts the emulator's agent runs on each instance, at the instance's own address."""
 
-import http.server
 import json
 import threading
 import time
 
 import pytest
+from cdfleet import APP_PORT
+from cdfleet import addresses
 from cdfleet import alarm
 from cdfleet import deploy
 from cdfleet import fleet
@@ -13,6 +15,7 @@ from cdfleet import registered
 from cdfleet import status
 from cdfleet import wait_status
 from conftest import run_playbook
+from dataplane import get
 
 
 def task(key="app-good.zip", **options):
@@ -42,15 +45,24 @@ def test_success_with_timeline_then_same_revision_is_not_deployed_again(emulator
 
 
 def test_broken_version_fails_with_diagnostics_naming_the_hook(emulator, revisions, tmp_path):
-    f = fleet(emulator)
+    f = fleet(emulator, blue_revision="app-good.zip")
     rc, results, unused_report = run_playbook(task("app-broken.zip"), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]
     assert rc != 0 and deploy_result["status"] == "Failed"
     assert "ValidateService failed" in deploy_result["msg"]
     first, *unused_rest = deploy_result["diagnostics"]
     assert first["lifecycle_event"] == "ValidateService" and first["script"] == "scripts/validate_service.sh"
-    assert first["error_code"] == "ScriptFailed" and "503" in first["log_tail"]
+    assert first["error_code"] == "ScriptFailed"
+    assert first["message"].endswith("run as user root failed with exit code 1")
+    # the real script's own last words, as the agent reports them
+    assert (
+        "[stderr]" in first["log_tail"] and "[ValidateService] ERROR: http://127.0.0.1:8080/health" in first["log_tail"]
+    )
+    assert "still failing after 3 attempts" in first["log_tail"] and "503" in first["log_tail"]
     assert registered(f) == sorted(f["blue"])  # auto-rollback: traffic never left blue
+    for ip in addresses(emulator, f["blue"]).values():  # and blue still serves the old version
+        assert json.loads(get(f"http://{ip}:{APP_PORT}/version")[1]) == {"version": "1.0.0"}
+    assert health_of(f) == {i: "healthy" for i in f["blue"]}
 
 
 def ready_group(emulator, **kwargs):
@@ -58,70 +70,43 @@ def ready_group(emulator, **kwargs):
     return fleet(emulator, **kwargs)
 
 
-@pytest.fixture
-def instances(revisions):
-    """``http://127.0.0.1:PORT/<instance id>/...`` forwarded to the app that instance runs, as the instance's own
-    address would be on AWS: blue instances to ``blue`` (app-good), any other (green) instance to ``green``."""
-    from dataplane import get
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        blue = set()
-        green = revisions["app-good.zip"]
-
-        def do_GET(self):
-            instance, unused, rest = self.path.strip("/").partition("/")
-            endpoint = revisions["app-good.zip"] if instance in type(self).blue else type(self).green
-            status, body = get(f"http://{endpoint}/{rest}")
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Handler.url = f"http://127.0.0.1:{server.server_port}/{{instance_id}}/health/deep"
-    yield Handler
-    server.shutdown()
+GREEN_URL = f"http://{{private_ip}}:{APP_PORT}/health/deep"  # each green instance's own address
 
 
-def green_gate(instances):
-    return [{"type": "http", "name": "green-deep", "urls": [instances.url], "failure_threshold": 2}]
+def green_gate():
+    return [{"type": "http", "name": "green-deep", "urls": [GREEN_URL], "failure_threshold": 2}]
 
 
-def probed(result):
-    """The instance ids the ready gates probed."""
+def probed(emulator, result):
+    """The instance ids the ready gates probed (their URLs hold each instance's private address)."""
     found = set()
     for event in result["timeline"]:
         for gate in event.get("gates", []):
-            found.update(url.split("/")[3] for url in gate.get("details", {}).get("probes", {}))
-    return found
+            found.update(url.split("/")[2].split(":")[0] for url in gate.get("details", {}).get("probes", {}))
+    ids = [t["InstanceId"] for r in emulator.client("ec2").describe_instances()["Reservations"] for t in r["Instances"]]
+    by_ip = {ip: i for i, ip in addresses(emulator, ids).items()}
+    return {by_ip.get(ip, ip) for ip in found}
 
 
-def test_ready_gates_judge_the_green_instances_then_continue(emulator, revisions, instances, tmp_path):
-    f = ready_group(emulator, blue_endpoint=revisions["app-good.zip"])
-    instances.blue.update(f["blue"])
-    rc, results, unused_report = run_playbook(task(ready_gates=green_gate(instances)), emulator.endpoint, tmp_path)
+def test_ready_gates_judge_the_green_instances_then_continue(emulator, revisions, tmp_path):
+    f = ready_group(emulator, blue_revision="app-good.zip")
+    rc, results, unused_report = run_playbook(task(ready_gates=green_gate()), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]
     assert rc == 0, deploy_result
     events = [e["status"] for e in deploy_result["timeline"]]
     assert events.index("Ready") < events.index("gates:ready") < events.index("ContinueRequested")
     green = next(e["instances"] for e in deploy_result["timeline"] if e["status"] == "GreenInstances")
     assert len(green) == 2 and not set(green) & set(f["blue"])
-    assert probed(deploy_result) == set(green)  # the gates judged green, never blue
+    assert probed(emulator, deploy_result) == set(green)  # the gates judged green, never blue
     assert deploy_result["status"] == "Succeeded"
     assert registered(f) == sorted(green)
 
 
-def test_green_broken_and_blue_healthy_stops_follows_the_rollback_and_keeps_blue(
-    emulator, revisions, instances, tmp_path
-):
-    f = ready_group(emulator, blue_endpoint=revisions["app-good.zip"])
-    instances.blue.update(f["blue"])
-    instances.green = revisions["app-broken.zip"]  # ValidateService passes, the deep health check does not
-    rc, results, unused_report = run_playbook(task(ready_gates=green_gate(instances)), emulator.endpoint, tmp_path)
+def test_green_broken_and_blue_healthy_stops_follows_the_rollback_and_keeps_blue(emulator, revisions, tmp_path):
+    f = ready_group(emulator, blue_revision="app-good.zip")
+    # app-degrading passes ValidateService, then breaks 8 s after it started: the gate never passes, then fails
+    gate = [dict(green_gate()[0], success_threshold=100000)]
+    rc, results, unused_report = run_playbook(task("app-degrading.zip", ready_gates=gate), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]
     assert rc != 0 and deploy_result["status"] == "Stopped", deploy_result
     assert "ready gates failed" in deploy_result["msg"] and "green-deep" in deploy_result["msg"]
@@ -149,7 +134,8 @@ def test_a_reupload_to_the_same_key_is_a_new_deployment(emulator, revisions, tmp
     first_etag = results["deploy"]["revision"]["etag"]
     rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
     assert rc == 0 and results["deploy"]["changed"] is False
-    emulator.client("s3").put_object(Bucket="releases", Key="app-good.zip", Body=b"bundle v2, same key")
+    with open(revisions["app-v2.zip"], "rb") as bundle:  # another release, uploaded to the same key
+        emulator.client("s3").put_object(Bucket="releases", Key="app-good.zip", Body=bundle.read())
     rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)
     assert rc == 0 and results["deploy"]["changed"] is True, results["deploy"]
     assert results["deploy"]["revision"]["etag"] != first_etag
@@ -299,7 +285,7 @@ def test_timeout_says_what_it_waited_for(emulator, revisions, tmp_path):
 def test_state_stopped_rolls_back_the_active_deployment(emulator, revisions, tmp_path):
     f = fleet(emulator, termination_minutes=60)
     active = deploy(f, "app-good.zip")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90
     while registered(f) == sorted(f["blue"]):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -321,10 +307,10 @@ def test_state_stopped_rolls_back_the_active_deployment(emulator, revisions, tmp
     assert rc == 0 and results["deploy"]["changed"] is False
 
 
-def test_a_ready_wait_that_runs_out_while_gates_are_undecided_sends_no_stop(emulator, revisions, instances, tmp_path):
+def test_a_ready_wait_that_runs_out_while_gates_are_undecided_sends_no_stop(emulator, revisions, tmp_path):
     """CodeDeploy stops the deployment itself when its ready wait ends; the tracker re-polls and sends nothing."""
     ready_group(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 1})
-    undecided = [{"name": "never-sure", "urls": [instances.url], "success_threshold": 100000}]
+    undecided = [{"name": "never-sure", "urls": [GREEN_URL], "success_threshold": 100000}]
     emulator.admin("calls", "DELETE")
     rc, results, unused_report = run_playbook(task(ready_gates=undecided), emulator.endpoint, tmp_path)
     deploy_result = results["deploy"]

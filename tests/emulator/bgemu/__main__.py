@@ -17,12 +17,22 @@ class QuietHandler(WSGIRequestHandler):
         pass  # one line per API call drowns the errors worth reading
 
 
+def interrupt(*unused):
+    raise KeyboardInterrupt
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bgemu", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per AWS second (0.01: 100x)")
     args = parser.parse_args()
     check_moto()
+    from bgemu import instances
+
+    try:
+        instances.require_root()
+    except instances.NotRoot as e:
+        sys.exit(f"bgemu: {e}")
 
     from bgemu import codedeploy
     from bgemu import dataplane
@@ -35,17 +45,21 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(lifecycle, targethealth, codedeploy, dataplane, s3cond, ecr)
+    install(instances, lifecycle, targethealth, codedeploy, dataplane, s3cond, ecr)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)
-    # SIGTERM (how tests stop it) exits through `finally` and atexit: the listeners' HAProxies and their files go too
-    signal.signal(signal.SIGTERM, lambda *unused: sys.exit(0))
+    # SIGTERM (how tests stop it) unwinds like Ctrl-C through `finally` and atexit: every instance's processes and
+    # namespaces, and the listeners' HAProxies and their files, are removed
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"bgemu listening on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        instances.reset()
 
 
 if __name__ == "__main__":

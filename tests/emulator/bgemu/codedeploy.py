@@ -4,13 +4,14 @@ A deployment moves Created → Queued → InProgress → (Ready) → Succeeded |
 
 1. the green group ``CodeDeploy_<group>_<deployment-id>`` is created from the original group, with
    CodeDeploy's launch hook (as CreateDeploymentGroup adds it to the original);
-2. each green instance runs the lifecycle events in the documented order, one every EVENT_SECONDS
-   (AWS time); ValidateService probes the instance's endpoint (the revision's endpoint, mapped with
-   ``POST /_bgemu/revisions``, or the instance's own) so a broken version really fails;
+2. each green instance runs the lifecycle events in the documented order, at most one every EVENT_SECONDS
+   (AWS time), each run by the stand-in agent (bgemu.agent) on every green instance at once: the revision is
+   downloaded from the emulated S3, installed, and its hook scripts run inside the instance, so a broken version
+   fails ValidateService through its own script;
 3. READY_WAIT: with STOP_DEPLOYMENT the deployment is ``Ready`` until ContinueDeployment, and Stopped
    when ``waitTimeInMinutes`` passes; with CONTINUE_DEPLOYMENT it goes on;
-4. AllowTraffic registers green in the target group, then the blue instances run BeforeBlockTraffic,
-   BlockTraffic (deregistered), AfterBlockTraffic;
+4. AllowTraffic registers green in the target group, AfterAllowTraffic runs, then the blue instances run
+   BeforeBlockTraffic, BlockTraffic (deregistered), AfterBlockTraffic (the scripts of the revision they have);
 5. TERMINATION_WAIT (``terminationWaitTimeInMinutes``, or ContinueDeployment), then the original group
    is deleted (TERMINATE) and the deployment group points at the green group.
 
@@ -27,8 +28,6 @@ import json
 import random
 import string
 import threading
-import urllib.error
-import urllib.request
 
 from moto.autoscaling.models import autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
@@ -40,8 +39,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.utils import utcnow
 from moto.elbv2.models import elbv2_backends
 
+from bgemu import agent
 from bgemu.clock import CLOCK
-from bgemu.targethealth import endpoint as instance_endpoint
 
 LOCK = threading.RLock()
 EVENT_SECONDS = 5  # AWS seconds per lifecycle event
@@ -61,15 +60,6 @@ GREEN_EVENTS = [
 BLUE_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
 ALLOW_EVENTS = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
 ROLLBACK_CREATOR = "codeDeployRollback"  # DeploymentInfo.creator of a rollback (API reference)
-REVISIONS = {}  # S3 key -> {"endpoint": where its instances answer, "fail_hook": a scriptable hook whose script fails}
-SCRIPTABLE = {
-    "BeforeInstall",
-    "AfterInstall",
-    "ApplicationStart",
-    "ValidateService",
-    "BeforeAllowTraffic",
-    "AfterAllowTraffic",
-}
 ACTIVE = ("Created", "Queued", "InProgress", "Ready", "Baking")
 
 
@@ -99,6 +89,22 @@ class InvalidDeploymentWaitType(JsonRESTError):
         super().__init__("InvalidDeploymentWaitTypeException", f"Invalid deployment wait type: {wait_type}")
 
 
+class Job:
+    """The agent running one lifecycle event on one instance, in a thread of its own (scripts take real time)."""
+
+    def __init__(self, instance_id, event, deployment, account, previous_only):
+        self.outcome = None
+        self.done = threading.Event()
+        args = (instance_id, event, deployment, account, previous_only)
+        threading.Thread(target=self.run, args=args, daemon=True).start()
+
+    def run(self, *args):
+        try:
+            self.outcome = agent.run_event(*args)
+        finally:
+            self.done.set()
+
+
 class Flow:
     """What the emulator knows of one deployment beyond moto's DeploymentInfo."""
 
@@ -117,7 +123,8 @@ class Flow:
         self.traffic_on_green = False
         self.continued = False
         self.cursor = 0
-        self.last_probe = {}
+        self.steps = []  # [(instance ids, lifecycle event)] in CodeDeploy's order
+        self.jobs = None  # {instance id: Job} while the agent runs the current event
         self.stop_at = None  # when a pending StopDeployment takes effect
         self.stop_rollback = False  # ...and whether it rolls back
         self.stop_message = ""
@@ -199,12 +206,9 @@ class Flow:
         self.green = [s.instance.id for s in green.instance_states]
         for instance_id in self.green:
             self.targets[instance_id] = self.new_target(instance_id, "Green", GREEN_EVENTS)
-            if self.revision.get("endpoint"):
-                from bgemu import targethealth
-
-                targethealth.ENDPOINTS[instance_id] = self.revision["endpoint"]
         for instance_id in self.blue:
             self.targets[instance_id] = self.new_target(instance_id, "Blue", BLUE_EVENTS)
+        self.steps = [(self.green, name) for name in GREEN_EVENTS] + [(self.blue, name) for name in BLUE_EVENTS]
         self.deployment.status = "InProgress"
         self.deployment.start_time = utcnow()
         self.phase = "green"
@@ -220,35 +224,44 @@ class Flow:
             "lifecycleEvents": [{"lifecycleEventName": name, "status": "Pending"} for name in events],
         }
 
-    @property
-    def revision(self):
-        return REVISIONS.get((self.deployment.revision or {}).get("s3Location", {}).get("key"), {})
+    def agent_deployment(self):
+        group = self.deployment.deployment_group
+        return {
+            "id": self.deployment.deployment_id,
+            "application": self.deployment.application_name,
+            "group": self.deployment.deployment_group_name,
+            "group_id": group.deployment_group_id,
+            "revision": self.deployment.revision or {},
+        }
 
-    def script_failed(self, name, message, log_tail):
-        script = f"scripts/{name[0].lower() + ''.join('_' + c.lower() if c.isupper() else c for c in name[1:])}.sh"
-        for instance_id in self.green:
-            self.event(
-                instance_id,
-                name,
-                "Failed",
-                errorCode="ScriptFailed",
-                scriptName=script,
-                message=f"Script at specified location: {script} run as user root failed with exit code 1",
-                logTail=log_tail(instance_id),
-            )
-            self.targets[instance_id]["status"] = "Failed"
-        self.fail(f"{name} failed on {', '.join(self.green)}: {message}")
+    def agent_step(self, instance_ids, name, previous_only=False):
+        """The agent runs ``name`` on every instance at once; True once all succeeded (False: running, or failed)."""
+        if self.jobs is None:
+            deployment = self.agent_deployment()
+            self.jobs = {i: Job(i, name, deployment, self.account, previous_only) for i in instance_ids}
+            for instance_id in instance_ids:
+                self.targets[instance_id]["status"] = "InProgress"
+                self.event(instance_id, name, "InProgress")
+            return False
+        if any(not job.done.is_set() for job in self.jobs.values()):
+            return False
+        outcomes = {i: job.outcome for i, job in self.jobs.items()}
+        self.jobs = None
+        for instance_id, outcome in outcomes.items():
+            self.event(instance_id, name, outcome.status, **(outcome.diagnostics or {}))
+        failed = [i for i, outcome in outcomes.items() if outcome.status == "Failed"]
+        if failed:
+            for instance_id in failed:
+                self.targets[instance_id]["status"] = "Failed"
+            reason = outcomes[failed[0]].diagnostics.get("message", "")
+            self.fail(f"{name} failed on {', '.join(failed)}: {reason}")
+            return False
+        return True
 
     def green_step(self):
-        """Run the next green lifecycle event on every green instance."""
-        name = GREEN_EVENTS[self.cursor]
-        if name in SCRIPTABLE and self.revision.get("fail_hook") == name:
-            self.script_failed(name, "the revision's script fails", lambda i: f"[stderr] {name} script failed on {i}")
-            return
-        if name == "ApplicationStop":
-            for instance_id in self.green:  # the green instances' first deployment: nothing to stop
-                self.event(instance_id, name, "Skipped")
-        elif name == "AllowTraffic":
+        """The next lifecycle event: green's, then blue's (Before/Block/AfterBlockTraffic)."""
+        instance_ids, name = self.steps[self.cursor]
+        if name == "AllowTraffic":
             if not self.ready_gate():
                 return
             for arn in self.target_group_arns():
@@ -256,24 +269,23 @@ class Flow:
             self.traffic_on_green = True
             for instance_id in self.green:
                 self.event(instance_id, name, "Succeeded")
-            self.block_blue()
-        elif name == "ValidateService":
-            failed = [i for i in self.green if not self.validate(i)]
-            if failed:
-                self.script_failed(
-                    name,
-                    "health check failed",
-                    lambda i: f"[stderr] health check of {i} failed: {self.last_probe.get(i)}",
-                )
-                return
-            for instance_id in self.green:
+        elif name == "BlockTraffic":
+            elb = elbv2_backends[self.account][self.region]
+            for arn in self.target_group_arns():
+                registered = elb.target_groups[arn].targets
+                elb.deregister_targets(arn, [{"Id": i} for i in self.blue if i in registered])
+            for instance_id in self.blue:
                 self.event(instance_id, name, "Succeeded")
-        else:
-            for instance_id in self.green:
-                self.event(instance_id, name, "Succeeded")
+        elif not self.agent_step(instance_ids, name):
+            return
         self.cursor += 1
-        if self.cursor == len(GREEN_EVENTS):
+        if name == "AfterAllowTraffic":
+            deployment = self.agent_deployment()
             for instance_id in self.green:
+                self.targets[instance_id]["status"] = "Succeeded"
+                agent.succeeded(instance_id, deployment)
+        if self.cursor == len(self.steps):
+            for instance_id in self.blue:
                 self.targets[instance_id]["status"] = "Succeeded"
             self.start_termination_wait()
 
@@ -289,35 +301,6 @@ class Flow:
                 self.targets[instance_id]["status"] = "Ready"
                 self.event(instance_id, "AllowTraffic", "Pending")
             self.deadline = CLOCK.now() + CLOCK.seconds(60 * int(ready.get("waitTimeInMinutes", 0)))
-        return False
-
-    def block_blue(self):
-        elb = elbv2_backends[self.account][self.region]
-        for instance_id in self.blue:
-            self.event(instance_id, "BeforeBlockTraffic", "Succeeded")
-        for arn in self.target_group_arns():
-            registered = elb.target_groups[arn].targets
-            elb.deregister_targets(arn, [{"Id": i} for i in self.blue if i in registered])
-        for instance_id in self.blue:
-            self.event(instance_id, "BlockTraffic", "Succeeded")
-            self.event(instance_id, "AfterBlockTraffic", "Succeeded")
-            self.targets[instance_id]["status"] = "Succeeded"
-
-    def validate(self, instance_id):
-        address = self.revision.get("endpoint")
-        group = next(iter(elbv2_backends[self.account][self.region].target_groups.values()), None)
-        address = address or (instance_endpoint(group, instance_id) if group else None)
-        if not address:
-            return True  # nothing to probe: moto's world, every script passes
-        url = f"http://{address}/health/deep"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                self.last_probe[instance_id] = f"GET {url} -> {response.status}"
-                return response.status == 200
-        except urllib.error.HTTPError as e:
-            self.last_probe[instance_id] = f"GET {url} -> {e.code}"
-        except OSError as e:
-            self.last_probe[instance_id] = f"GET {url} -> {e}"
         return False
 
     def start_termination_wait(self):
@@ -458,21 +441,28 @@ class RollbackFlow(Flow):
         self.phase = "rollback"
 
     def step(self):
-        instances, name = self.steps[self.cursor]
+        instance_ids, name = self.steps[self.cursor]
         elb = elbv2_backends[self.account][self.region]
-        for arn in self.target_group_arns():
-            registered = elb.target_groups[arn].targets
-            if name == "AllowTraffic":
-                missing = [{"Id": i} for i in instances if i not in registered and self.running(i)]
-                if missing:
-                    elb.register_targets(arn, missing)
-            elif name == "BlockTraffic":
-                present = [{"Id": i} for i in instances if i in registered]
-                if present:
-                    elb.deregister_targets(arn, present)
-        for instance_id in instances:
-            self.targets[instance_id]["status"] = "InProgress"
-            self.event(instance_id, name, "Succeeded")
+        if name in ("AllowTraffic", "BlockTraffic"):
+            for arn in self.target_group_arns():
+                registered = elb.target_groups[arn].targets
+                if name == "AllowTraffic":
+                    missing = [{"Id": i} for i in instance_ids if i not in registered and self.running(i)]
+                    if missing:
+                        elb.register_targets(arn, missing)
+                else:
+                    present = [{"Id": i} for i in instance_ids if i in registered]
+                    if present:
+                        elb.deregister_targets(arn, present)
+            for instance_id in instance_ids:
+                self.targets[instance_id]["status"] = "InProgress"
+                self.event(instance_id, name, "Succeeded")
+        else:  # the scripts of the revision each instance already has
+            running = [i for i in instance_ids if self.running(i)]
+            if not self.agent_step(running, name, previous_only=True):
+                return
+            for instance_id in set(instance_ids) - set(running):
+                self.event(instance_id, name, "Skipped")
         self.cursor += 1
         if self.cursor == len(self.steps):
             self.remove_green()
@@ -822,5 +812,4 @@ PATCHES = [
 
 
 def reset():
-    with LOCK:
-        REVISIONS.clear()
+    agent.reset()

@@ -8,8 +8,15 @@ Admin API (JSON, loopback):
                                 "rate": 1.0, "count": 2, "latency_ms": 0}  (count: how many, null: no limit)
   DELETE /_bgemu/faults        remove every fault
   POST   /_bgemu/endpoints     {"instance_id": "i-…", "endpoint": "127.0.0.1:8081"}  where the instance answers
-  POST   /_bgemu/revisions     {"key": "app-v2.zip", "endpoint": "127.0.0.1:8082", "fail_hook": null}  where that
-                               revision answers, and a scriptable hook whose script fails
+  GET    /_bgemu/instances     {"i-…": {"address": "10.231.0.2", "netns": "bgemu0-i-…", "link": "bge0h0"}}  the
+                               running instances (link: the host end of its veth pair)
+  POST   /_bgemu/exec          {"instance_id", "command": ["cat", "/etc/app/app.env"], "timeout": 30}  run a command
+                               inside the instance: {"returncode", "stdout", "stderr"}
+  POST   /_bgemu/install       {"instance_id", "bucket", "key", "version", "eTag"}  the agent runs the revision's
+                               in-place events there (ApplicationStop … ValidateService): [{"event", "status",
+                               "diagnostics"}]; on success it is the instance's last successful revision
+  POST   /_bgemu/hook-faults   {"event": "AfterInstall", "key": null, "count": null, "message": "…"}  that event's
+                               scripts fail (the agent runs a failing command in their place); DELETE removes them
   POST   /_bgemu/health        {"instance_id": "i-…", "healthy": false}  force its health (null: probe again)
   GET    /_bgemu/listeners     [{"listener_arn", "dns_name", "local_port", "url", ...}]  the HAProxy serving each
                                ELBv2 listener (bgemu.dataplane), once it has every change made so far
@@ -22,6 +29,7 @@ import io
 import json
 import random
 import re
+import subprocess
 import threading
 import time
 import traceback
@@ -31,8 +39,10 @@ import moto
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.moto_server.werkzeug_app import create_backend_app
 
+from bgemu import agent
 from bgemu import codedeploy
 from bgemu import dataplane
+from bgemu import instances
 from bgemu import lifecycle
 from bgemu import targethealth
 from bgemu.clock import CLOCK
@@ -131,9 +141,27 @@ class Emulator:
             answer = dict(targethealth.ENDPOINTS)
         elif path == "/_bgemu/listeners":
             answer = dataplane.listeners()
-        elif path == "/_bgemu/revisions" and method == "POST":
-            codedeploy.REVISIONS[data["key"]] = {"endpoint": data.get("endpoint"), "fail_hook": data.get("fail_hook")}
-            answer = dict(codedeploy.REVISIONS)
+        elif path == "/_bgemu/instances":
+            with instances.LOCK:
+                answer = {
+                    i: {"address": m.ip, "netns": m.netns, "link": m.host_if} for i, m in instances.INSTANCES.items()
+                }
+        elif path == "/_bgemu/exec" and method == "POST":
+            answer, status = self.exec_in(data)
+        elif path == "/_bgemu/install" and method == "POST":
+            if instances.get(data.get("instance_id", "")) is None:
+                answer, status = {"error": f"no running instance {data.get('instance_id')}"}, "404 Not Found"
+            else:
+                location = {k: data[k] for k in ("bucket", "key", "version", "eTag") if data.get(k)}
+                revision = {"revisionType": "S3", "s3Location": dict(location, bundleType="zip")}
+                account = data.get("account", "123456789012")
+                answer = agent.install_revision(data["instance_id"], revision, account)
+        elif path == "/_bgemu/hook-faults":
+            if method == "DELETE":
+                agent.reset_faults()
+                answer = []
+            elif method == "POST":
+                answer = agent.add_fault(data)
         elif path == "/_bgemu/health" and method == "POST":
             if data.get("healthy") is None:
                 targethealth.FORCED.pop(data["instance_id"], None)
@@ -146,6 +174,7 @@ class Emulator:
         elif path == "/_bgemu/reset" and method == "POST":
             from moto.moto_api import _internal
 
+            instances.reset()
             _internal.moto_api_backend.reset()
             targethealth.reset()
             codedeploy.reset()
@@ -160,6 +189,23 @@ class Emulator:
         payload = json.dumps(answer).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
+
+    @staticmethod
+    def exec_in(data):
+        if instances.get(data.get("instance_id", "")) is None:
+            return {"error": f"no running instance {data.get('instance_id')}"}, "404 Not Found"
+        try:
+            proc = instances.run(
+                data["instance_id"],
+                list(data["command"]),
+                capture_output=True,
+                text=True,
+                timeout=float(data.get("timeout", 30)),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"{data['command']} did not finish in {data.get('timeout', 30)} s"}, "504 Timeout"
+        return {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}, "200 OK"
 
     # -- WSGI -----------------------------------------------------------------------------------------
     def __call__(self, environ, start_response):

@@ -1,12 +1,13 @@
-"""ELBv2 target health decided by real HTTP checks of a local endpoint mapped to each instance.
+"""ELBv2 target health decided by real HTTP checks of each instance.
 
-An instance's endpoint (``host:port`` on loopback) comes from its tag ``bgemu:endpoint`` (set it in the
-launch template's tag specifications) or from the admin call ``POST /_bgemu/endpoints``.  For those
-targets the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
+A target is checked at its instance's own address (bgemu.instances: ``PrivateIpAddress``) and the target's
+port; a local endpoint (``host:port`` on loopback) overrides that: the instance's tag ``bgemu:endpoint`` (set
+it in the launch template's tag specifications) or the admin call ``POST /_bgemu/endpoints``.  For every
+target the emulator runs the target group's health check (path, port, interval, thresholds, matcher),
 so a target goes ``initial`` → ``healthy`` / ``unhealthy`` as a real one would, and a deregistered target
 is ``draining`` for the group's deregistration delay, also in a whole-group DescribeTargetHealth (moto drops
-it from that answer).  ``POST /_bgemu/health`` forces a target's answer.  A target with no endpoint is
-checked like any other and nothing answers: ``unhealthy`` (``Target.FailedHealthChecks``), never moto's
+it from that answer).  ``POST /_bgemu/health`` forces a target's answer.  A target where nothing listens
+is checked like any other and nothing answers: ``unhealthy`` (``Target.FailedHealthChecks``), never moto's
 ``healthy``.  The unhealthy reasons are AWS's: ``Target.ResponseCodeMismatch`` (an answer outside the
 matcher), ``Target.Timeout`` (no answer within the check's timeout), ``Target.FailedHealthChecks`` (the
 connection failed).  Every wait follows the time scale.
@@ -18,6 +19,7 @@ import urllib.request
 
 from moto.elbv2 import models
 
+from bgemu import instances
 from bgemu.clock import CLOCK
 
 LOCK = threading.RLock()
@@ -46,12 +48,17 @@ class Check:
 
 
 def endpoint(group, target_id):
+    """Where a target answers (health checks and the data plane): the admin mapping or the ``bgemu:endpoint`` tag,
+    else its instance's own address (bgemu.instances) and the target's port; None when nothing can answer."""
     if target_id in ENDPOINTS:
         return ENDPOINTS[target_id]
     instance = group.ec2_backend.get_instance_by_id(target_id) if target_id.startswith("i-") else None
     for tag in (instance.get_tags() if instance else []):
         if tag["key"] == "bgemu:endpoint":
             return tag["value"]
+    if instances.address(target_id):
+        target = group.targets.get(target_id) or group.deregistered_targets.get(target_id)
+        return f"{instances.address(target_id)}:{(target or {}).get('Port') or group.port}"
     return None
 
 
