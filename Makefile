@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # ansible-test needs the checkout laid out as ansible_collections/<namespace>/<name>.
 TREE := .build/ansible_collections/bluegreen/aws
-APT_PACKAGES := shellcheck haproxy nginx-light wrk podman runc debootstrap openssh-client
+APT_PACKAGES := shellcheck haproxy nginx-light wrk podman runc debootstrap openssh-client chromium-headless-shell
 PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws

@@ -15,9 +15,9 @@ options:
       - A file on the host that runs the module to which every timeline event, gate evaluation and (CodeDeploy)
         per-instance lifecycle event is appended as one JSON line as it happens.
       - The collection's action plugin sets it when the module runs on the controller (a local connection, for example
-        C(hosts: localhost) or C(delegate_to: localhost)), tails the file while the module runs and prints each
-        event with its time, so C(ansible-playbook) and AWX job output show the progress live; it also prints the
-        final timeline as a table. Leave it unset; set it only to keep the progress of a run somewhere yourself.
+        a play on C(localhost) or a task delegated to it), tails the file while the module runs and prints each event
+        with its time, so C(ansible-playbook) and AWX job output show the progress live; it also prints the final
+        timeline as a table. Leave it unset; set it only to keep the progress of a run somewhere yourself.
       - Writing progress never fails the module.
     type: path
 """
