@@ -30,7 +30,7 @@ display = Display()
 
 def _to_stderr():
     callback = str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
-    return callback.split(".")[-1] in ("json", "jsonl")
+    return callback.rsplit(".", maxsplit=1)[-1] in ("json", "jsonl")
 
 
 class Tail(threading.Thread):
@@ -53,7 +53,7 @@ class Tail(threading.Thread):
                 chunk = f.read()
         except OSError:
             return
-        complete, _, _ = chunk.rpartition("\n")
+        complete = chunk.rpartition("\n")[0]
         if not complete:
             return
         self.offset += len((complete + "\n").encode("utf-8"))

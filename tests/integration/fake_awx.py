@@ -118,7 +118,7 @@ class FakeAWX:
 
     def _authorised(self, auth, path, method):
         if auth.startswith("Basic "):
-            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            user, unused, password = base64.b64decode(auth[6:]).decode().partition(":")
             return user == self.username and password == self.password
         if auth.startswith("Bearer "):
             return auth[7:] in (self.token, "fake-session-token")

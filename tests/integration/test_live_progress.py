@@ -32,7 +32,7 @@ def stream(extra, timeout=300, rc=0):
         for line in proc.stdout:
             lines.append((time.monotonic() - started, line.rstrip("\n")))
             assert time.monotonic() - started < timeout, "ansible-playbook took too long"
-        assert (proc.wait(timeout=timeout) == 0) == (rc == 0), "\n".join(line for _, line in lines)
+        assert (proc.wait(timeout=timeout) == 0) == (rc == 0), "\n".join(line for unused, line in lines)
     return lines
 
 
@@ -59,7 +59,7 @@ def test_canary_steps_appear_while_the_task_runs_and_the_timeline_is_a_table(tmp
         for pidfile in (base / "run").glob("*.pid"):
             subprocess.run([sys.executable, SVC, "stop", pidfile.stem, "--dir", str(base / "run")], check=False)
 
-    text = [line for _, line in lines]
+    text = [line for unused, line in lines]
     task = next(
         i
         for i, line in enumerate(text)
@@ -68,7 +68,7 @@ def test_canary_steps_appear_while_the_task_runs_and_the_timeline_is_a_table(tmp
     # the task's own result line ("changed: [localhost]") is printed when the task ends
     end = next(i for i in range(task + 1, len(text)) if text[i].startswith(("changed: [localhost]", "ok: [local")))
     progress = [(lines[i][0], PROGRESS.match(text[i])) for i in range(task + 1, end) if PROGRESS.match(text[i])]
-    events = [m.group(2) for _, m in progress]
+    events = [m.group(2) for unused, m in progress]
     weights = [text[i] for i in range(task + 1, end) if PROGRESS.match(text[i]) and " weight " in text[i]]
     assert len(weights) == 3, text[task:end]
     assert ["green=10%" in weights[0], "green=50%" in weights[1], "green=100%" in weights[2]] == [True] * 3
@@ -95,14 +95,14 @@ def test_canary_steps_appear_while_the_task_runs_and_the_timeline_is_a_table(tmp
     # the HTML report of each release: its path printed at the end, the file self-contained
     reports = {}
     for run in (lines, failed):
-        (said,) = [line for _, line in run if "release report (" in line]
+        (said,) = [line for unused, line in run if "release report (" in line]
         result, path = re.search(r"release report \((\w+)\): (\S+?)\"?$", said).groups()
         reports[result] = path
     assert set(reports) == {"success", "rolled_back"}
     page = ReportPage()
     page.feed(open(reports["rolled_back"], encoding="utf-8").read())
     assert not [a for t, a in page.tags for k in a if k in ("src", "href")]
-    assert not [t for t, _ in page.tags if t == "script"]
+    assert not [t for t, unused in page.tags if t == "script"]
     points = [a for t, a in page.tags if t == "circle" and a.get("class") == "event"]
     rows = [a for t, a in page.tags if t == "tr"]
     # one point per timeline event (the table's rows, less its header): start, the failed gate, the verified rollback

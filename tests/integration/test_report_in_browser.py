@@ -63,11 +63,11 @@ def png_pixels(path):
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
-    width, height, depth, colour, _, _, interlace = header
+    width, height, depth, colour, unused, unused_filter, interlace = header
     assert depth == 8 and interlace == 0 and colour in (2, 6)
     bpp = 4 if colour == 6 else 3
     raw, stride, rows, prev, i = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp), 0
-    for _ in range(height):
+    for _row in range(height):
         kind, line = raw[i], bytearray(raw[i + 1 : i + 1 + stride])
         i += 1 + stride
         for x in range(stride):
@@ -108,9 +108,9 @@ def test_rolled_back_report_renders_its_chart_and_failing_reason_in_chromium(tmp
     dom = Dom()
     dom.feed(browser("--dump-dom", page.as_uri()))
     # the DOM the browser built: no script ran or exists, the title is ours, the chart is there
-    assert not [t for t, _ in dom.tags if t == "script"]
+    assert not [t for t, unused in dom.tags if t == "script"]
     text = "".join(dom.text)
-    assert "pwned" not in text.split("Release")[0] and "Release web prod v3" in text
+    assert "pwned" not in text.split("Release", maxsplit=1)[0] and "Release web prod v3" in text
     markers = [a for t, a in dom.tags if t == "circle" and a.get("class") == "event"]
     assert [m["data-event"] for m in markers] == [e["event"] for e in TIMELINE]
     assert [m["data-verdict"] for m in markers] == ["", "fail", ""]

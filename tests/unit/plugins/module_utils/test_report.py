@@ -84,7 +84,7 @@ def test_report_is_self_contained_with_one_point_per_event_and_the_verdicts():
     page = parse(html)
     # nothing fetched: no script, no external reference of any kind
     assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe", "object", "embed")]
-    refs = [v for _, a in page.tags for k, v in a.items() if k in ("src", "href") or k.startswith("on")]
+    refs = [v for unused, a in page.tags for k, v in a.items() if k in ("src", "href") or k.startswith("on")]
     assert refs == []
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
     # the chart: one marker per timeline event, the failing gate marked and its reason written beside it
@@ -95,7 +95,7 @@ def test_report_is_self_contained_with_one_point_per_event_and_the_verdicts():
     labels = [d for stack, d in page.text if stack[-1:] == ("text",) and "green-health" in d]
     assert labels and "HTTP 500" in labels[0]
     # the summary, CodeDeploy lifecycle events and diagnostics
-    text = "".join(d for _, d in page.text)
+    text = "".join(d for unused, d in page.text)
     assert "rolled_back" in text and "ops@laptop" in text and "2026-12-01T12:00:00Z" in text
     assert "ValidateService" in text and "i-0abc" in text
     assert [a for t, a in page.tags if t == "table" and a.get("class") == "lifecycle"]
@@ -106,9 +106,9 @@ def test_every_value_is_escaped():
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     page = parse(html)
-    assert not [t for t, _ in page.tags if t == "script"]
+    assert not [t for t, unused in page.tags if t == "script"]
     # the escaped text reads back as what was given
-    assert any(EVIL in d for _, d in page.text)
+    assert any(EVIL in d for unused, d in page.text)
 
 
 def test_timeline_table_and_progress_lines(tmp_path):

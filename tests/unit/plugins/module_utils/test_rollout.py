@@ -363,11 +363,11 @@ def test_progress_sees_every_event_and_gate_evaluation_as_it_happens(clock):
 
     outcome = rollout(router, clock, gates=[gate], pre_gates=[gate], progress=progress).run()
     assert outcome.status == "rolled_back"
-    events = [e for _, _, e in seen if e["event"] != "gates"]
+    events = [e for unused, unused_green, e in seen if e["event"] != "gates"]
     assert events == outcome.timeline  # every timeline event, in order, and nothing else but gate evaluations
-    evaluations = [(t, e) for t, _, e in seen if e["event"] == "gates"]
+    evaluations = [(t, e) for t, unused, e in seen if e["event"] == "gates"]
     assert len(evaluations) == len(gate.calls)
-    assert {e["label"] for _, e in evaluations} == {"pre-switch", "pause 30s"}
+    assert {e["label"] for unused, e in evaluations} == {"pre-switch", "pause 30s"}
     assert evaluations[-1][1]["gates"][0]["verdict"] == FAIL
     # the 10% step was reported when the router had 10%, before the clock reached the 50% step
     (first_weight,) = [(t, green) for t, green, e in seen if e["event"] == "weight" and e["weights"]["green"] == 10]
