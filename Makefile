@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # ansible-test needs the checkout laid out as ansible_collections/<namespace>/<name>.
 TREE := .build/ansible_collections/bluegreen/aws
-APT_PACKAGES := shellcheck iproute2 haproxy nginx-light wrk podman runc debootstrap openssh-client
+APT_PACKAGES := shellcheck iproute2 haproxy nginx-light wrk podman runc debootstrap openssh-client chromium-headless-shell
 PYTEST_FLAGS ?= -n 2
 
 LINK := .build/collections/ansible_collections/bluegreen/aws
@@ -17,7 +17,7 @@ LINK := .build/collections/ansible_collections/bluegreen/aws
 # collection left there by an earlier run would hide what this checkout has. Keep theirs inside the checkout.
 ISOLATED := ANSIBLE_HOME=$(CURDIR)/.build/ansible-home ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections
 
-.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-stop bench
+.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-stop bench ee
 
 help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
@@ -25,6 +25,7 @@ help:
 	@echo "make lint | sanity | targets | molecule | units | integration   one part"
 	@echo "make bench        failed requests per router under keep-alive load, rollback latency (prints a table)"
 	@echo "make build        build the collection tarball"
+	@echo "make ee           execution environment build context in .build/ee (EE_BUILD=1: also build it with podman)"
 
 $(STAMP): requirements-dev.txt requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -101,6 +102,17 @@ test: lint sanity targets molecule
 
 build: deps
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+# The execution environment (execution-environment.yml): `ansible-builder create` writes the build context without a
+# container engine; EE_BUILD=1 builds the image with podman (needs PyPI, Galaxy and the base image's registry).
+EE_BUILD ?=
+EE_TAG ?= localhost/bluegreen-aws-ee:0.1.0
+ee: deps
+	rm -rf .build/ee .build/ee-dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/ee-dist .
+	$(BIN)/ansible-builder create --file execution-environment.yml --context .build/ee --output-filename Containerfile
+	if [ -n "$(EE_BUILD)" ]; then command -v podman >/dev/null || { echo "EE_BUILD needs podman" >&2; exit 1; }; \
+	  podman build -f .build/ee/Containerfile -t $(EE_TAG) .build/ee; fi
 
 clean:
 	rm -rf .build

@@ -528,6 +528,7 @@ class Tracker:
         gate_interval=5.0,
         clock=None,
         sleep=None,
+        progress=None,
     ):
         self.client = client
         self.deployment_id = deployment_id
@@ -545,6 +546,9 @@ class Tracker:
         self.gate_interval = gate_interval
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
+        # progress(entry): every timeline event and, while it polls, each target's lifecycle events as they change
+        self.progress = progress
+        self._lifecycle_seen = {}
         self.timeline = []
         self.rollback = None  # {"deployment_id", "status"} once a rollback deployment was followed
         self.stop_reason = None
@@ -554,6 +558,28 @@ class Tracker:
         entry = {"t": round(self.clock() - self._started, 3), "status": status}
         entry.update(extra)
         self.timeline.append(entry)
+        if self.progress:
+            self.progress(dict(entry))
+
+    def _lifecycle_progress(self, deployment_id=None):
+        """With ``progress``: each target's lifecycle events whose status changed since the last poll (two more calls
+        per poll, only then). A failed read is skipped: progress never changes how the deployment ends."""
+        if not self.progress:
+            return
+        try:
+            targets = deployment_targets(self.client, deployment_id or self.deployment_id)
+        except Exception:  # a progress read must not end the deployment
+            return
+        for target in targets:
+            for event in target.get("lifecycleEvents", []):
+                key = (target.get("targetId"), event.get("lifecycleEventName"))
+                status = event.get("status")
+                if status and self._lifecycle_seen.get(key) != status:
+                    self._lifecycle_seen[key] = status
+                    entry = {"t": round(self.clock() - self._started, 3), "kind": "lifecycle"}
+                    entry.update(instance=key[0], label=target.get("instanceLabel"), lifecycle_event=key[1])
+                    entry.update(status=status)
+                    self.progress(entry)
 
     def info(self, deployment_id=None):
         return self.client.get_deployment(deploymentId=deployment_id or self.deployment_id, aws_retry=True)[
@@ -693,6 +719,7 @@ class Tracker:
             if status != last:
                 self._event(status)
                 last = status
+            self._lifecycle_progress()
             if status in DONE_STATUSES:
                 self._follow_rollback(info)
                 return info

@@ -131,6 +131,7 @@ class Rollout:
         abort=None,
         clock=time.monotonic,
         sleep=time.sleep,
+        progress=None,
     ):
         if on_failure not in ON_FAILURE:
             raise RolloutError(f"on_failure must be one of {list(ON_FAILURE)}, got {on_failure!r}")
@@ -151,6 +152,7 @@ class Rollout:
         self.abort = abort
         self.clock = clock
         self.sleep = sleep
+        self.progress = progress  # progress(entry): every timeline event and gate evaluation as it happens
         self.timeline = []
         self._started = None
         self._changed = False
@@ -164,6 +166,8 @@ class Rollout:
         if gates:
             entry["gates"] = [g.to_dict() for g in gates]
         self.timeline.append(entry)
+        if self.progress:
+            self.progress(dict(entry))
         return entry
 
     # -- router ---------------------------------------------------------------------------------------
@@ -179,7 +183,14 @@ class Rollout:
 
     # -- gates ----------------------------------------------------------------------------------------
     def _watch(self, gates, seconds, weights, until_pass, label):
-        """One gate window through the gate engine, under the overall timeout."""
+        """One gate window through the gate engine, under the overall timeout; each evaluation goes to ``progress``
+        (not to the timeline, which keeps the decisions)."""
+
+        def record(results):
+            entry = {"t": round(self.clock() - self._started, 3), "event": "gates", "label": label}
+            entry.update(weights=dict(weights or {}), gates=[r.to_dict() for r in results])
+            self.progress(entry)
+
         return watch(
             gates,
             seconds,
@@ -191,6 +202,7 @@ class Rollout:
             clock=self.clock,
             sleep=self.sleep,
             abort=self.abort,
+            record=record if self.progress else None,
         )
 
     # -- abort ----------------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ options:
     default: 5
 extends_documentation_fragment:
   - bluegreen.aws.release.abort
+  - bluegreen.aws.progress
   - bluegreen.aws.gates.codedeploy
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -253,6 +254,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import re
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.progress import progress_file
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import ABORT_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_result
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_watch
@@ -286,6 +288,7 @@ def main():
         continue_ready=dict(type="bool", default=True),
         gate_interval=dict(type="float", default=5),
         abort=dict(type="dict", options=ABORT_OPTIONS),
+        progress_file=dict(type="path"),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ["revision"])]
@@ -311,6 +314,7 @@ def main():
             poll=p["poll_interval"],
             timeout=p["wait_timeout"],
             gate_interval=p["gate_interval"],
+            progress=progress_file(p["progress_file"], "codedeploy_deployment"),
         )
         if p["state"] == "stopped":
             stop(module, codedeploy, active, result, tracker_options)

@@ -89,6 +89,7 @@ notes:
   - Supports diff mode (weights before and after).
 extends_documentation_fragment:
   - bluegreen.aws.release.abort
+  - bluegreen.aws.progress
   - bluegreen.aws.router
   - bluegreen.aws.gates
   - amazon.aws.common.modules
@@ -255,6 +256,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
+from ansible_collections.bluegreen.aws.plugins.module_utils.progress import progress_file
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import ABORT_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_result
 from ansible_collections.bluegreen.aws.plugins.module_utils.release import abort_watch
@@ -282,6 +284,7 @@ def main():
         on_undecided=dict(type="str", choices=["fail", "hold"], default="fail"),
         promote=dict(type="bool", default=False),
         abort=dict(type="dict", options=ABORT_OPTIONS),
+        progress_file=dict(type="path"),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, check_boto3=False)
     p = module.params
@@ -303,6 +306,7 @@ def main():
             on_undecided=p["on_undecided"],
             promote=p["promote"],
             abort=watcher,
+            progress=progress_file(p["progress_file"], "traffic_switch"),
         )
         before = router.read()
     except (RolloutError, RouterError, GateError) as e:

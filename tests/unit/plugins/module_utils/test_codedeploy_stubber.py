@@ -168,3 +168,49 @@ def test_tracker_leaves_a_ready_deployment_waiting_when_asked(cd, clock):
     tracker = Tracker(client, DEPLOYMENT, continue_ready=False, poll=1, timeout=60, clock=clock, sleep=clock.sleep)
     assert tracker.run()["status"] == "Ready"  # and no ContinueDeployment: the stubber has none queued
     assert [e["status"] for e in tracker.timeline] == ["InProgress", "Ready", "LeftWaiting"]
+
+
+def targets(stubber, *events):
+    """One green instance whose lifecycle events have the given statuses (the Stubber checks both calls)."""
+    stubber.add_response("list_deployment_targets", {"targetIds": ["i-0green"]}, {"deploymentId": DEPLOYMENT})
+    lifecycle = [{"lifecycleEventName": name, "status": status} for name, status in events]
+    stubber.add_response(
+        "batch_get_deployment_targets",
+        {
+            "deploymentTargets": [
+                {
+                    "deploymentTargetType": "InstanceTarget",
+                    "instanceTarget": {
+                        "deploymentId": DEPLOYMENT,
+                        "targetId": "i-0green",
+                        "instanceLabel": "Green",
+                        "lifecycleEvents": lifecycle,
+                    },
+                }
+            ]
+        },
+        {"deploymentId": DEPLOYMENT, "targetIds": ["i-0green"]},
+    )
+
+
+def test_tracker_progress_reports_statuses_and_each_lifecycle_event_change_as_it_polls(cd, clock):
+    client, stubber = cd
+    get(stubber, "InProgress")
+    targets(stubber, ("BeforeInstall", "InProgress"))
+    get(stubber, "InProgress")
+    targets(stubber, ("BeforeInstall", "Succeeded"), ("AfterInstall", "InProgress"))
+    get(stubber, "Succeeded")
+    targets(stubber, ("BeforeInstall", "Succeeded"), ("AfterInstall", "Succeeded"))
+    seen = []
+    tracker = Tracker(client, DEPLOYMENT, poll=5, timeout=600, clock=clock, sleep=clock.sleep, progress=seen.append)
+    assert tracker.run()["status"] == "Succeeded"
+    lifecycle = [(e["t"], e["lifecycle_event"], e["status"]) for e in seen if e.get("kind") == "lifecycle"]
+    # each change once, when the poll saw it
+    assert lifecycle == [
+        (0, "BeforeInstall", "InProgress"),
+        (5, "BeforeInstall", "Succeeded"),
+        (5, "AfterInstall", "InProgress"),
+        (10, "AfterInstall", "Succeeded"),
+    ]
+    assert [e["status"] for e in seen if e.get("kind") is None] == ["InProgress", "Succeeded"]
+    assert tracker.timeline == [e for e in seen if e.get("kind") is None]  # the timeline keeps statuses only

@@ -351,3 +351,24 @@ def test_an_abort_rolls_back_even_with_on_failure_pause(clock):
 
     outcome = rollout(router, clock, gates=[Gate(clock, [(0, PASS)])], on_failure="pause", abort=marked).run()
     assert outcome.status == "rolled_back" and router.state == {"blue": 100, "green": 0}
+
+
+def test_progress_sees_every_event_and_gate_evaluation_as_it_happens(clock):
+    router = MemoryRouter()
+    gate = Gate(clock, [(0, PASS), (40, FAIL)])
+    seen = []
+
+    def progress(entry):  # what the router holds when the event is reported: reported as it happens, not after
+        seen.append((clock.now, router.read()["green"], entry))
+
+    outcome = rollout(router, clock, gates=[gate], pre_gates=[gate], progress=progress).run()
+    assert outcome.status == "rolled_back"
+    events = [e for unused, unused_green, e in seen if e["event"] != "gates"]
+    assert events == outcome.timeline  # every timeline event, in order, and nothing else but gate evaluations
+    evaluations = [(t, e) for t, unused, e in seen if e["event"] == "gates"]
+    assert len(evaluations) == len(gate.calls)
+    assert {e["label"] for unused, e in evaluations} == {"pre-switch", "pause 30s"}
+    assert evaluations[-1][1]["gates"][0]["verdict"] == FAIL
+    # the 10% step was reported when the router had 10%, before the clock reached the 50% step
+    (first_weight,) = [(t, green) for t, green, e in seen if e["event"] == "weight" and e["weights"]["green"] == 10]
+    assert first_weight == (0, 10)
