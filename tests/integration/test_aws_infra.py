@@ -1,0 +1,418 @@
+"""From an empty account to a released service and back: playbooks/site.yml -i inventories/emulator (strategy
+codedeploy), playbooks/provision.yml --check, a second site.yml run, then playbooks/teardown.yml, on the emulator.
+
+The emulator is started here with moto's AWS managed policies loaded (MOTO_IAM_LOAD_MANAGED_POLICIES), so the
+CodeDeploy service role can attach AWSCodeDeployRole as on AWS.
+"""
+
+import contextlib
+import http.server
+import json
+import os
+import sys
+import threading
+import urllib.parse
+import urllib.request
+
+import boto3
+import pytest
+from conftest import CREDENTIALS
+from conftest import ansible_playbook
+from dataplane import DEMO_APP
+from dataplane import Processes
+from dataplane import free_port
+from dataplane import get
+from dataplane import start_emulator
+from dataplane import wait_http
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORY = os.path.join(ROOT, "inventories", "emulator")
+PLAYBOOKS = os.path.join(ROOT, "playbooks")
+NAME = "web-emulator"  # bluegreen_app-bluegreen_env of inventories/emulator
+KEY = "web/emulator/v1.zip"  # aws_infra_artifact_prefix + release_version + .zip
+# Actions AWS does not scope to a resource: the only ones allowed on "Resource": "*" (the README says why).
+UNSCOPED = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:RunInstances",
+    "ec2:CreateTags",
+}
+WRITE_VERBS = (
+    "Create",
+    "Put",
+    "Update",
+    "Modify",
+    "Attach",
+    "Detach",
+    "Delete",
+    "Set",
+    "Register",
+    "Deregister",
+    "Tag",
+    "Untag",
+    "Associate",
+    "Authorize",
+    "Revoke",
+    "Enable",
+    "Disable",
+    "Add",
+    "Remove",
+    "Replace",
+    "Subscribe",
+    "Publish",
+)
+
+
+class Account:
+    """The emulator's API and admin calls (like the session fixture's handle, for this module's own emulator)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def admin(self, path, method="GET", data=None):
+        request = urllib.request.Request(
+            f"{self.url}/_bgemu/{path}",
+            method=method,
+            data=None if data is None else json.dumps(data).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def calls(self):
+        return self.admin("calls")
+
+    def client(self, service):
+        return boto3.client(service, endpoint_url=self.url, **CREDENTIALS)
+
+
+@pytest.fixture(scope="module")
+def account():
+    """An emulator of its own with the AWS managed policies loaded: an empty account."""
+    procs = Processes()
+    saved = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    try:
+        url, unused_seconds = start_emulator(procs, 0.01)
+    finally:
+        if saved is None:
+            del os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"]
+        else:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = saved
+    try:
+        emulator = Account(url)
+        emulator.admin("time-scale", "POST", {"scale": 0.01})
+        yield emulator
+    finally:
+        procs.stop_all()
+
+
+# -- the instance side as main has it today: a revision's S3 key mapped to a running demo app, and the green
+# instances' own addresses stood in for by a forwarder keyed by instance id. Replace this block when the emulator's
+# instances run the bundle's hook scripts themselves.
+@pytest.fixture(scope="module")
+def instance_side(account):
+    procs = Processes()
+    port = free_port()
+    procs.start([sys.executable, DEMO_APP, "--port", str(port), "--version", "v1"])
+    wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
+    account.admin("revisions", "POST", {"key": KEY, "endpoint": f"127.0.0.1:{port}"})
+    probed = set()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            instance, unused, rest = urllib.parse.urlsplit(self.path).path.strip("/").partition("/")
+            probed.add(instance)
+            status, body = get(f"http://127.0.0.1:{port}/{rest}")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body.encode())))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"ready_gate_url": f"http://127.0.0.1:{server.server_port}/{{instance_id}}/health", "probed": probed}
+    server.shutdown()
+    procs.stop_all()
+
+
+def run(playbook, account, *args, check=False, instance_side=None, timeout=900):
+    extra = ["-e", f"codedeploy_release_ready_gate_url={instance_side['ready_gate_url']}"] if instance_side else []
+    return ansible_playbook(
+        os.path.join(PLAYBOOKS, playbook),
+        *extra,
+        *args,
+        check=check,
+        inventory=INVENTORY,
+        env={"BGEMU_ENDPOINT": account.url, "ANSIBLE_PIPELINING": "true"},
+        timeout=timeout,
+    )
+
+
+@contextlib.contextmanager
+def soft(problems, section):
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - every failing section is reported, not only the first
+        problems.append(f"{section}: {type(e).__name__}: {e}")
+
+
+def failures(results):
+    return {name: result.get("msg") for name, result in results.items() if result.get("failed")}
+
+
+def changed(report, prefix=""):
+    return sorted(
+        t["task"]["name"]
+        for play in report["plays"]
+        for t in play["tasks"]
+        if t["hosts"].get("localhost", {}).get("changed") and t["task"]["name"].startswith(prefix)
+    )
+
+
+def infra_changed(report):
+    """Changed tasks of aws_infra and the roles it includes."""
+    roles = ("bluegreen.aws.aws_infra :", "bluegreen.aws.codedeploy_fleet :", "bluegreen.aws.ec2_userdata :")
+    return [name for name in changed(report) if name.startswith(roles)]
+
+
+def writes(calls):
+    return {op: n for op, n in calls.items() if op.split(".", 1)[1].startswith(WRITE_VERBS)}
+
+
+def tags(pairs, key="Key", value="Value"):
+    return {t[key]: t[value] for t in pairs}
+
+
+def statements(iam, role):
+    found = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        found += document["Statement"]
+    return found
+
+
+def listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def assert_least_privilege(found):
+    for statement in found:
+        actions, resources = listify(statement["Action"]), listify(statement["Resource"])
+        assert not any(a == "*" or a.endswith(":*") for a in actions), statement
+        if "*" in resources:
+            assert set(actions) <= UNSCOPED, f"'*' resource for {actions}"
+    scoped = [s for s in found if any(a.split(":")[0] in ("s3", "ecr", "ssm", "iam") for a in listify(s["Action"]))]
+    for statement in scoped:
+        for action in listify(statement["Action"]):
+            if action != "ecr:GetAuthorizationToken":
+                assert "*" not in listify(statement["Resource"]), statement
+
+
+def test_inputs_are_refused_before_any_write(account, tmp_path):
+    account.admin("calls", "DELETE")
+    cases = [
+        (["-e", "bluegreen_strategy=blue"], "bluegreen_strategy: 'blue' is not a strategy"),
+        (["-e", "aws_infra_image_id="], "aws_infra_image_id: '' is not an AMI id"),
+        (["-e", "aws_infra_health_check_path=health"], "aws_infra_health_check_path: 'health' must start with '/'"),
+        (
+            ["-e", "aws_infra_health_check_grace_period=30"],
+            "aws_infra_health_check_grace_period: 30 s is shorter than aws_infra_app_warmup_seconds",
+        ),
+        (["-e", "ec2_userdata_imds_hop_limit=2"], "ec2_userdata_imds_hop_limit is 2: above 1 a container"),
+    ]
+    for args, message in cases:
+        rc, unused_results, report = run("site.yml", account, *args)
+        assert rc != 0
+        failures = [
+            t["hosts"]["localhost"].get("msg", "")
+            for play in report["plays"]
+            for t in play["tasks"]
+            if t["hosts"].get("localhost", {}).get("failed")
+        ]
+        assert any(message in " ".join(str(f).split()) for f in failures), (message, failures)
+    rc, unused_results, report = run("teardown.yml", account, "-e", "bluegreen_env=prod")
+    assert rc != 0 and "-e teardown_confirm=web-prod" in json.dumps(report)
+    assert not writes(account.calls()), writes(account.calls())
+
+
+def test_from_an_empty_account_to_a_release_and_back(account, instance_side, tmp_path):
+    ec2, elb, iam, s3, ecr, asg, cd, cw = (
+        account.client(s) for s in ("ec2", "elbv2", "iam", "s3", "ecr", "autoscaling", "codedeploy", "cloudwatch")
+    )
+    assert not ec2.describe_launch_templates()["LaunchTemplates"]
+    problems = []  # every section is checked, the failures reported together at the end
+
+    # 1. site.yml from an empty account: provision, bundle, upload, gated deployment, adoption
+    rc, results, report = run("site.yml", account, instance_side=instance_side)
+    deployment = results.get(
+        "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"
+    )
+    assert rc == 0, (deployment, failures(results))
+    assert deployment["status"] == "Succeeded", deployment
+    green = next(e["instances"] for e in deployment["timeline"] if e["status"] == "GreenInstances")
+    assert instance_side["probed"] == set(green)  # the ready gates judged the green instances
+
+    # the deployment group points at CodeDeploy's replacement group, adopted with the app/env tags
+    with soft(problems, "deployment group and adopted fleet"):
+        group = cd.get_deployment_group(applicationName=NAME, deploymentGroupName=NAME)["deploymentGroupInfo"]
+        (current,) = [g["name"] for g in group["autoScalingGroups"]]
+        assert current.startswith(f"CodeDeploy_{NAME}_d-")
+        (fleet,) = asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+        assert fleet["AutoScalingGroupName"] == current
+        assert (fleet["HealthCheckType"], fleet["HealthCheckGracePeriod"]) == ("EC2", 120)
+        assert {"app": "web", "env": "emulator"}.items() <= tags(fleet["Tags"]).items()
+
+    # the deployment group: blue/green, one target group, alarms and rollback on them
+    with soft(problems, "deployment group settings"):
+        assert group["deploymentStyle"] == {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}
+        assert [t["name"] for t in group["loadBalancerInfo"]["targetGroupInfoList"]] == [NAME]
+        assert sorted(a["name"] for a in group["alarmConfiguration"]["alarms"]) == sorted(
+            [f"{NAME}-5xx", f"{NAME}-unhealthy-hosts", f"{NAME}-response-time"]
+        )
+        assert "DEPLOYMENT_STOP_ON_ALARM" in group["autoRollbackConfiguration"]["events"]
+
+    # launch template: IMDSv2 required, hop limit 1, encrypted root volume, user-data, instance profile
+    with soft(problems, "launch template"):
+        (template,) = ec2.describe_launch_templates(LaunchTemplateNames=[NAME])["LaunchTemplates"]
+        data = ec2.describe_launch_template_versions(
+            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        assert data["MetadataOptions"]["HttpTokens"] == "required"
+        assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        (root,) = data["BlockDeviceMappings"]
+        assert root["Ebs"]["Encrypted"] is True
+        assert data["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{NAME}-instance")
+        assert data["UserData"]
+        assert {"app": "web", "env": "emulator"}.items() <= tags(template["Tags"]).items()
+
+    # artifact bucket: versioned, encrypted, public access blocked, old revisions expire; the bundle is in it
+    with soft(problems, "artifact bucket"):
+        bucket = f"{NAME}-artifacts-123456789012"
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        (lifecycle,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert lifecycle["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+        assert s3.head_object(Bucket=bucket, Key=KEY)["ContentLength"] > 0
+        assert tags(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == {"app": "web", "env": "emulator"}
+
+    # image repository: immutable tags, scanned on push, lifecycle policy
+    with soft(problems, "image repository"):
+        (repository,) = ecr.describe_repositories(repositoryNames=[NAME])["repositories"]
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageScanningConfiguration"]["scanOnPush"] is True
+        assert json.loads(ecr.get_lifecycle_policy(repositoryName=NAME)["lifecyclePolicyText"])["rules"]
+
+    # load balancer, listener, target group with the app's health check, security groups
+    with soft(problems, "load balancer"):
+        (lb,) = elb.describe_load_balancers(Names=[NAME])["LoadBalancers"]
+        (listener,) = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        assert (listener["Protocol"], listener["Port"]) == ("HTTP", 80)
+        (tg,) = elb.describe_target_groups(Names=[NAME])["TargetGroups"]
+        assert (tg["HealthCheckPath"], tg["HealthCheckIntervalSeconds"], tg["Matcher"]["HttpCode"]) == (
+            "/health",
+            10,
+            "200",
+        )
+        assert (tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"], tg["Port"]) == (3, 2, 8080)
+        attributes = {
+            a["Key"]: a["Value"]
+            for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
+        }
+        assert attributes["deregistration_delay.timeout_seconds"] == "60"
+        groups = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
+        lb_sg, app_sg = groups[f"{NAME}-lb"], groups[f"{NAME}-app"]
+        (app_rule,) = app_sg["IpPermissions"]
+        assert (app_rule["FromPort"], app_rule["ToPort"], app_rule["IpRanges"]) == (8080, 8080, [])
+        assert [p["GroupId"] for p in app_rule["UserIdGroupPairs"]] == [lb_sg["GroupId"]]
+        assert lb["SecurityGroups"] == [lb_sg["GroupId"]]
+        assert [r["FromPort"] for r in lb_sg["IpPermissions"]] == [80]
+
+    # network: two public and two private subnets in two zones
+    with soft(problems, "network"):
+        (vpc,) = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [NAME]}])["Vpcs"]
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+        assert sorted(tags(s["Tags"])["tier"] for s in subnets) == ["private", "private", "public", "public"]
+        assert len({s["AvailabilityZone"] for s in subnets}) == 2
+
+    # IAM: least privilege, scoped to the bucket prefix, the repository, the secret parameter and the instance role
+    with soft(problems, "IAM"):
+        instance = statements(iam, f"{NAME}-instance")
+        codedeploy = statements(iam, f"{NAME}-codedeploy")
+        assert_least_privilege(instance)
+        assert_least_privilege(codedeploy)
+        by_sid = {s.get("Sid"): s for s in instance + codedeploy}
+        assert listify(by_sid["ReadRevisions"]["Resource"]) == [f"arn:aws:s3:::{bucket}/web/emulator/*"]
+        assert listify(by_sid["EcrPull"]["Resource"]) == [f"arn:aws:ecr:eu-west-1:123456789012:repository/{NAME}"]
+        assert listify(by_sid["AppspecReadSsmParameters"]["Resource"]) == [
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/web/emulator/db-password"
+        ]
+        assert listify(by_sid["PassInstanceRole"]["Resource"]) == [f"arn:aws:iam::123456789012:role/{NAME}-instance"]
+        attached = iam.list_attached_role_policies(RoleName=f"{NAME}-codedeploy")["AttachedPolicies"]
+        assert [p["PolicyArn"] for p in attached] == ["arn:aws:iam::aws:policy/service-role/AWSCodeDeployRole"]
+        assert {"app": "web", "env": "emulator"}.items() <= tags(
+            iam.get_role(RoleName=f"{NAME}-instance")["Role"]["Tags"]
+        ).items()
+
+    # alarms notify the topic
+    with soft(problems, "alarms"):
+        alarms = cw.describe_alarms(AlarmNamePrefix=NAME)["MetricAlarms"]
+        assert len(alarms) == 3 and all(a["AlarmActions"] == [alarms[0]["AlarmActions"][0]] for a in alarms)
+        assert alarms[0]["AlarmActions"][0].endswith(f":{NAME}-alarms")
+
+    # 2. provisioning again in check mode: nothing would change, nothing is written
+    with soft(problems, "check mode"):
+        account.admin("calls", "DELETE")
+        rc, results, report = run("provision.yml", account, check=True)
+        assert rc == 0 and infra_changed(report) == [], infra_changed(report)
+        assert not writes(account.calls()), writes(account.calls())
+
+    # 3. site.yml again: aws_infra changes nothing; the same revision is not deployed again
+    with soft(problems, "second run"):
+        account.admin("calls", "DELETE")
+        rc, results, report = run("site.yml", account, instance_side=instance_side)
+        assert rc == 0, failures(results)
+        assert infra_changed(report) == [], infra_changed(report)
+        assert (
+            results["Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"][
+                "changed"
+            ]
+            is False
+        )
+        # the release's own state (lock, history, notification) is all it writes; amazon.aws.autoscaling_group sends
+        # UpdateAutoScalingGroup and DisableMetricsCollection on every run and reports changed only when they changed it
+        release_writes = {"s3.PutObject", "s3.DeleteObject", "sns.Publish"}
+        quirks = {"autoscaling.UpdateAutoScalingGroup", "autoscaling.DisableMetricsCollection"}
+        assert set(writes(account.calls())) <= release_writes | quirks, writes(account.calls())
+
+    # 4. teardown: nothing is left
+    rc, results, report = run("teardown.yml", account)
+    assert rc == 0, failures(results)
+    leftovers = {
+        "auto scaling groups": asg.describe_auto_scaling_groups()["AutoScalingGroups"],
+        "launch templates": ec2.describe_launch_templates()["LaunchTemplates"],
+        "load balancers": elb.describe_load_balancers()["LoadBalancers"],
+        "target groups": elb.describe_target_groups()["TargetGroups"],
+        "codedeploy applications": cd.list_applications()["applications"],
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(NAME)],
+        "instance profiles": iam.list_instance_profiles()["InstanceProfiles"],
+        "buckets": [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(NAME)],
+        "repositories": ecr.describe_repositories()["repositories"],
+        "alarms": cw.describe_alarms(AlarmNamePrefix=NAME)["MetricAlarms"],
+        "topics": [t for t in account.client("sns").list_topics()["Topics"] if NAME in t["TopicArn"]],
+        "vpcs": ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [NAME]}])["Vpcs"],
+        "security groups": [
+            g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"].startswith(NAME)
+        ],
+    }
+    problems += [f"teardown left {kind}: {found}" for kind, found in leftovers.items() if found]
+    assert not problems, "\n".join(problems)
