@@ -107,3 +107,22 @@ def test_a_dead_or_failing_notifier_warns_and_the_play_goes_on(receiver, tmp_pat
     assert "webhook: HTTP -1" in failures and "slack: HTTP 500" in failures
     assert "WARNING: the start notification failed for webhook" in results[WARN]["msg"]
     assert "dead-secret" not in json.dumps(report) and "failing-secret" not in json.dumps(report)
+
+
+def test_sns_publish_reaches_the_topic_and_a_missing_topic_only_warns(emulator, tmp_path):
+    from conftest import run_playbook
+
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+    topic = sns.create_topic(Name="releases")["TopicArn"]
+    queue = sqs.create_queue(QueueName="releases")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    sent = notify("success", "", "", extra=f'    release_notify_sns_topic_arn: "{topic}"\n')
+    missing = notify("failure", "", "", extra=f'    release_notify_sns_topic_arn: "{topic}-gone"\n')
+    rc, results, report = run_playbook(sent + missing, emulator.endpoint, tmp_path)
+    assert rc == 0, results
+    assert results["after success"]["msg"] == "failures=[]"
+    assert "sns: " in results["after failure"]["msg"] and WARN in results
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    bodies = [m["Body"] for m in messages]
+    assert len(bodies) == 1 and "success" in bodies[0] and "ABC-1-web-20260101120000" in bodies[0]
