@@ -89,7 +89,7 @@ class Load:
         self.stop = threading.Event()
         self.records = []  # (started, status or None, version or error)
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(CLIENTS)]
+        self.threads = [threading.Thread(target=self.run, daemon=True) for unused in range(CLIENTS)]
         self.deadline = time.monotonic() + CLIENT_LIMIT
 
     def run(self):

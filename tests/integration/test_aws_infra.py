@@ -6,11 +6,9 @@ CodeDeploy service role can attach AWSCodeDeployRole as on AWS.
 """
 
 import contextlib
-import http.server
 import json
 import os
 import sys
-import threading
 import urllib.parse
 import urllib.request
 
@@ -18,7 +16,6 @@ import boto3
 import pytest
 from conftest import CREDENTIALS
 from conftest import ansible_playbook
-from dataplane import DEMO_APP
 from dataplane import Processes
 from dataplane import free_port
 from dataplane import get
@@ -108,43 +105,9 @@ def account():
         procs.stop_all()
 
 
-# -- the instance side as main has it today: a revision's S3 key mapped to a running demo app, and the green
-# instances' own addresses stood in for by a forwarder keyed by instance id. Replace this block when the emulator's
-# instances run the bundle's hook scripts themselves.
-@pytest.fixture(scope="module")
-def instance_side(account):
-    procs = Processes()
-    port = free_port()
-    procs.start([sys.executable, DEMO_APP, "--port", str(port), "--version", "v1"])
-    wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
-    account.admin("revisions", "POST", {"key": KEY, "endpoint": f"127.0.0.1:{port}"})
-    probed = set()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            instance, unused, rest = urllib.parse.urlsplit(self.path).path.strip("/").partition("/")
-            probed.add(instance)
-            status, body = get(f"http://127.0.0.1:{port}/{rest}")
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body.encode())))
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"ready_gate_url": f"http://127.0.0.1:{server.server_port}/{{instance_id}}/health", "probed": probed}
-    server.shutdown()
-    procs.stop_all()
-
-
-def run(playbook, account, *args, check=False, instance_side=None, timeout=900):
-    extra = ["-e", f"codedeploy_release_ready_gate_url={instance_side['ready_gate_url']}"] if instance_side else []
+def run(playbook, account, *args, check=False, timeout=900):
     return ansible_playbook(
         os.path.join(PLAYBOOKS, playbook),
-        *extra,
         *args,
         check=check,
         inventory=INVENTORY,
@@ -241,7 +204,7 @@ def test_inputs_are_refused_before_any_write(account, tmp_path):
     assert not writes(account.calls()), writes(account.calls())
 
 
-def test_from_an_empty_account_to_a_release_and_back(account, instance_side, tmp_path):
+def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
     ec2, elb, iam, s3, ecr, asg, cd, cw = (
         account.client(s) for s in ("ec2", "elbv2", "iam", "s3", "ecr", "autoscaling", "codedeploy", "cloudwatch")
     )
@@ -249,14 +212,24 @@ def test_from_an_empty_account_to_a_release_and_back(account, instance_side, tmp
     problems = []  # every section is checked, the failures reported together at the end
 
     # 1. site.yml from an empty account: provision, bundle, upload, gated deployment, adoption
-    rc, results, report = run("site.yml", account, instance_side=instance_side)
+    rc, results, report = run("site.yml", account)
     deployment = results.get(
         "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"
     )
     assert rc == 0, (deployment, failures(results))
     assert deployment["status"] == "Succeeded", deployment
     green = next(e["instances"] for e in deployment["timeline"] if e["status"] == "GreenInstances")
-    assert instance_side["probed"] == set(green)  # the ready gates judged the green instances
+    # the emulator's agent ran the bundle's hook scripts on each green instance: the release answers at its own address,
+    # which is what the ready gates (http://{private_ip}:8080/health) judged
+    addresses = [
+        i["PrivateIpAddress"] for r in ec2.describe_instances(InstanceIds=green)["Reservations"] for i in r["Instances"]
+    ]
+    assert len(addresses) == len(green) == 2, addresses
+    for address in addresses:
+        status, body = get(f"http://{address}:8080/version")
+        assert status == 200 and json.loads(body)["version"] == "v1", (address, status, body)
+    ready = [g for e in deployment["timeline"] if e["status"] == "gates:ready" for g in e["gates"]]
+    assert ready and ready[-1]["verdict"] == "pass", ready  # the ready gates ran, on those green instances
 
     # the deployment group points at CodeDeploy's replacement group, adopted with the app/env tags
     with soft(problems, "deployment group and adopted fleet"):
@@ -354,9 +327,9 @@ def test_from_an_empty_account_to_a_release_and_back(account, instance_side, tmp
         by_sid = {s.get("Sid"): s for s in instance + codedeploy}
         assert listify(by_sid["ReadRevisions"]["Resource"]) == [f"arn:aws:s3:::{bucket}/web/emulator/*"]
         assert listify(by_sid["EcrPull"]["Resource"]) == [f"arn:aws:ecr:eu-west-1:123456789012:repository/{NAME}"]
-        assert listify(by_sid["AppspecReadSsmParameters"]["Resource"]) == [
-            "arn:aws:ssm:eu-west-1:123456789012:parameter/web/emulator/db-password"
-        ]
+        # the emulator's release has no app secrets (its instances cannot reach AWS APIs): no SSM read is granted
+        # (the secret statements' scoping is test_appspec's)
+        assert not [sid for sid in by_sid if sid and "Ssm" in sid], sorted(by_sid)
         assert listify(by_sid["PassInstanceRole"]["Resource"]) == [f"arn:aws:iam::123456789012:role/{NAME}-instance"]
         attached = iam.list_attached_role_policies(RoleName=f"{NAME}-codedeploy")["AttachedPolicies"]
         assert [p["PolicyArn"] for p in attached] == ["arn:aws:iam::aws:policy/service-role/AWSCodeDeployRole"]
@@ -385,7 +358,7 @@ def test_from_an_empty_account_to_a_release_and_back(account, instance_side, tmp
     # 3. site.yml again: aws_infra changes nothing; the same revision is not deployed again
     with soft(problems, "second run"):
         account.admin("calls", "DELETE")
-        rc, results, report = run("site.yml", account, instance_side=instance_side)
+        rc, results, report = run("site.yml", account)
         assert rc == 0, failures(results)
         assert infra_changed(report) == [], infra_changed(report)
         assert (

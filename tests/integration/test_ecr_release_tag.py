@@ -60,15 +60,21 @@ def test_release_tags_move_only_the_env_tag_and_a_rerun_changes_nothing(emulator
     ecr.repository()
     v1 = ecr.push(1, "T-1-web-20260101000000")
     v2 = ecr.push(2, "T-2-web-20260102000000")
-    rc, results, _ = run_playbook(tag_task(v1, ["T-1-web-20260101000000", "prod-current"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(
+        tag_task(v1, ["T-1-web-20260101000000", "prod-current"]), emulator.endpoint, tmp_path
+    )
     assert rc == 0 and results["tag"]["changed"] and set(results["tag"]["moved"]) == {"prod-current"}
     assert ecr.tags()["prod-current"] == v1
 
-    rc, results, _ = run_playbook(tag_task(v2, ["T-2-web-20260102000000", "prod-current"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(
+        tag_task(v2, ["T-2-web-20260102000000", "prod-current"]), emulator.endpoint, tmp_path
+    )
     assert rc == 0 and results["tag"]["moved"] == {"prod-current": {"before": v1, "after": v2}}
     assert ecr.tags() == {"T-1-web-20260101000000": v1, "T-2-web-20260102000000": v2, "prod-current": v2}
 
-    rc, results, _ = run_playbook(tag_task(v2, ["T-2-web-20260102000000", "prod-current"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(
+        tag_task(v2, ["T-2-web-20260102000000", "prod-current"]), emulator.endpoint, tmp_path
+    )
     assert rc == 0 and results["tag"]["changed"] is False and results["tag"]["moved"] == {}
 
 
@@ -77,7 +83,7 @@ def test_check_mode_reports_the_move_and_writes_nothing(emulator, ecr, tmp_path)
     v1, v2 = ecr.push(1, "one"), ecr.push(2, "two")
     ecr.put_image(repositoryName=REPO, imageManifest=manifest(1), imageTag="prod-current")
     emulator.admin("calls", "DELETE")
-    rc, results, _ = run_playbook(tag_task(v2, ["prod-current"]), emulator.endpoint, tmp_path, check=True)
+    rc, results, unused_report = run_playbook(tag_task(v2, ["prod-current"]), emulator.endpoint, tmp_path, check=True)
     assert rc == 0 and results["tag"]["changed"] and results["tag"]["moved"]["prod-current"]["before"] == v1
     assert ecr.tags()["prod-current"] == v1
     assert not emulator.calls().get("ecr.PutImage")
@@ -89,7 +95,9 @@ def test_a_reused_version_tag_is_refused_before_any_tag_moves(emulator, ecr, tmp
     ecr.put_image(repositoryName=REPO, imageManifest=manifest(1), imageTag="prod-current")
     emulator.admin("calls", "DELETE")
     # prod-current could move, the version tag cannot: nothing may move
-    rc, results, _ = run_playbook(tag_task(v2, ["prod-current", "T-1-web-20260101000000"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(
+        tag_task(v2, ["prod-current", "T-1-web-20260101000000"]), emulator.endpoint, tmp_path
+    )
     assert results["tag"]["failed"]
     assert "T-1-web-20260101000000 -> " + v1 in results["tag"]["msg"] and "never reused" in results["tag"]["msg"]
     assert ecr.tags()["prod-current"] == v1
@@ -99,7 +107,7 @@ def test_a_reused_version_tag_is_refused_before_any_tag_moves(emulator, ecr, tmp
 def test_an_immutable_repository_without_an_exclusion_names_the_fix(emulator, ecr, tmp_path):
     ecr.repository(mutability="IMMUTABLE", filters=())
     v1, v2 = ecr.push(1, "prod-current"), ecr.push(2, "two")
-    rc, results, _ = run_playbook(tag_task(v2, ["prod-current"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(tag_task(v2, ["prod-current"]), emulator.endpoint, tmp_path)
     assert results["tag"]["failed"] and "IMMUTABLE_WITH_EXCLUSION" in results["tag"]["msg"]
     assert ecr.tags()["prod-current"] == v1
 
@@ -124,7 +132,7 @@ def test_the_emulator_refuses_an_immutable_tag_the_way_ecr_does(ecr):
 )
 def test_bad_input_is_refused_naming_the_parameter_before_any_call(emulator, tmp_path, digest, tags, message):
     emulator.admin("calls", "DELETE")
-    rc, results, _ = run_playbook(tag_task(digest, tags), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(tag_task(digest, tags), emulator.endpoint, tmp_path)
     assert results["tag"]["failed"] and message in results["tag"]["msg"]
     assert not [call for call in emulator.calls() if call.startswith("ecr.")]
 
@@ -132,7 +140,7 @@ def test_bad_input_is_refused_naming_the_parameter_before_any_call(emulator, tmp
 def test_an_image_that_is_not_there_is_named(emulator, ecr, tmp_path):
     ecr.repository()
     missing = "sha256:" + "1" * 64
-    rc, results, _ = run_playbook(tag_task(missing, ["prod-current"]), emulator.endpoint, tmp_path)
+    rc, results, unused_report = run_playbook(tag_task(missing, ["prod-current"]), emulator.endpoint, tmp_path)
     assert results["tag"]["failed"] and f"no image with digest {missing}" in results["tag"]["msg"]
 
 
@@ -184,9 +192,9 @@ def state(emulator):
 def test_a_successful_release_tags_its_image_and_the_record_says_so(emulator, ecr, state, tmp_path):
     ecr.repository()
     v1, v2 = ecr.push(1, "build-1"), ecr.push(2, "build-2")
-    rc, results, _ = run_record(emulator, tmp_path, v1, "T-1-web-20260101000000")
+    rc, results, unused_report = run_record(emulator, tmp_path, v1, "T-1-web-20260101000000")
     assert rc == 0
-    rc, results, _ = run_record(emulator, tmp_path, v2, "T-2-web-20260102000000")
+    rc, results, unused_report = run_record(emulator, tmp_path, v2, "T-2-web-20260102000000")
     assert rc == 0
     assert ecr.tags()["prod-current"] == v2 and ecr.tags()["T-2-web-20260102000000"] == v2
     assert ecr.tags()["T-1-web-20260101000000"] == v1
@@ -199,7 +207,7 @@ def test_a_failed_release_moves_no_tag(emulator, ecr, state, tmp_path):
     ecr.repository()
     v1, v2 = ecr.push(1, "build-1"), ecr.push(2, "build-2")
     assert run_record(emulator, tmp_path, v1, "T-1-web-20260101000000")[0] == 0
-    rc, results, _ = run_record(emulator, tmp_path, v2, "T-2-web-20260102000000", result="rolled_back")
+    rc, results, unused_report = run_record(emulator, tmp_path, v2, "T-2-web-20260102000000", result="rolled_back")
     assert rc == 0
     assert ecr.tags()["prod-current"] == v1 and "T-2-web-20260102000000" not in ecr.tags()
 

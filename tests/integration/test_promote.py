@@ -53,7 +53,28 @@ def test_promote_releases_the_last_good_version_of_the_source(tmp_path, emulator
             rc != 0 and "no successful release in dev" in results["Refuse a source without a successful release"]["msg"]
         )
         assert records(s3, "prod") == []
-        # stage -> prod: no version given, the one stage last released well is released
+        # a version that failed in stage is refused by name, before any lock or record
+        failed = {"version": "ABC-2-web-20261201130000", "result": "failure", "reason": "gate green-health failed"}
+        s3.put_object(
+            Bucket=BUCKET,
+            Key="bluegreen/web/stage/history/20261201130000-ABC-2-web-20261201130000.json",
+            Body=json.dumps(dict(failed, application="web", environment="stage")).encode(),
+        )
+        asked = dict(
+            host, release_source_environment="stage", release_environment="prod", promote_version=failed["version"]
+        )
+        rc, results, unused = ansible_playbook(PROMOTE, "-e", json.dumps(asked), inventory=INVENTORY, env=ENV)
+        refused = results["Refuse a requested version that did not succeed in the source"]["msg"]
+        assert rc != 0 and "ABC-2-web-20261201130000 ended failure in stage: gate green-health failed" in refused
+        never = dict(asked, promote_version="ABC-9-web-20261201140000")
+        rc, results, unused = ansible_playbook(PROMOTE, "-e", json.dumps(never), inventory=INVENTORY, env=ENV)
+        assert (
+            rc != 0
+            and "was never released in stage"
+            in results["Refuse a requested version that did not succeed in the source"]["msg"]
+        )
+        assert records(s3, "prod") == [] and "lock.json" not in str(s3.list_objects_v2(Bucket=BUCKET))
+        # stage -> prod: no version given, the one stage last released well is released (not the failed newer one)
         promote = dict(host, release_source_environment="stage", release_environment="prod")
         rc, results, unused = ansible_playbook(PROMOTE, "-e", json.dumps(promote), inventory=INVENTORY, env=ENV)
         assert rc == 0, results

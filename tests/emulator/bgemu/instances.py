@@ -294,7 +294,8 @@ def reset():
 
 def run(instance_id, argv, **kwargs):
     """subprocess.run of ``argv`` inside the instance."""
-    return subprocess.run(get(instance_id).command(argv), **kwargs)
+    check = kwargs.pop("check", False)
+    return subprocess.run(get(instance_id).command(argv), check=check, **kwargs)
 
 
 def spawn(instance_id, argv, **kwargs):
