@@ -184,7 +184,7 @@ def start_moto(procs):
     port = free_port()
     procs.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/moto-api/", timeout=30)
+    wait_http(url + "/moto-api/", timeout=90)
     return url
 
 
@@ -196,7 +196,8 @@ def start_emulator(procs, time_scale=1.0):
     started = time.monotonic()
     procs.start([sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(time_scale)], env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/_bgemu/status", timeout=30)
+    # about 1.5 s on a quiet machine (make bench prints it); moto's import alone took 16 s on a loaded 2-core one
+    wait_http(url + "/_bgemu/status", timeout=90)
     return url, time.monotonic() - started
 
 
