@@ -229,8 +229,9 @@ def describe_addresses(ec2, instance_ids):
     return found
 
 
-def run_health_gates(check, addresses, clock=time.monotonic, sleep=time.sleep, probe=http_probe):
-    """Probe every instance in rounds until each passes or fails; returns ``{id: GateResult}``."""
+def run_health_gates(check, addresses, clock=time.monotonic, sleep=time.sleep, probe=http_probe, progress=None):
+    """Probe every instance in rounds until each passes or fails; returns ``{id: GateResult}``. ``progress`` (optional)
+    gets each round's per-instance verdicts."""
     gates = {
         instance_id: HttpGate(
             [check.url.format(**fields)],
@@ -245,7 +246,21 @@ def run_health_gates(check, addresses, clock=time.monotonic, sleep=time.sleep, p
         for instance_id, fields in addresses.items()
     }
     rounds = _EachDecided(gates)
-    watch([rounds], check.wait_timeout, check.interval, until_pass=True, label="health_check", clock=clock, sleep=sleep)
+
+    def record(unused_results):
+        if progress:
+            progress(dict(event="gates", label="health_check", gates=[r.to_dict() for r in rounds.last.values()]))
+
+    watch(
+        [rounds],
+        check.wait_timeout,
+        check.interval,
+        until_pass=True,
+        label="health_check",
+        clock=clock,
+        sleep=sleep,
+        record=record,
+    )
     for instance_id, result in rounds.last.items():
         if instance_id not in rounds.decided:
             rounds.decided[instance_id] = GateResult(
@@ -275,13 +290,18 @@ class _EachDecided:
         return GateResult(self.name, PENDING, f"{len(self.gates) - len(self.decided)} instance(s) undecided")
 
 
-def wait_until_left(client, request, instance_ids, clock=time.monotonic, sleep=time.sleep):
-    """Poll (one describe per poll) until no instance in ``instance_ids`` is in the wait state."""
+def wait_until_left(client, request, instance_ids, clock=time.monotonic, sleep=time.sleep, progress=None):
+    """Poll (one describe per poll) until no instance in ``instance_ids`` is in the wait state; ``progress``
+    (optional) gets the states each time they change."""
     _transition, wait_state = TRANSITIONS[request.transition]
     deadline = clock() + request.wait_timeout
+    last = None
     while True:
         states = describe_group(client, request.group_name)
         current = {i: states.get(i, "Detached/Terminated") for i in instance_ids}
+        if progress and current != last:
+            progress(dict(event="states", reason=", ".join(f"{i} {s}" for i, s in sorted(current.items()))))
+        last = current
         still = sorted(i for i, s in current.items() if s == wait_state)
         if not still:
             return current, []
@@ -299,6 +319,7 @@ def run(
     sleep=time.sleep,
     probe=http_probe,
     codedeploy=None,
+    progress=None,
 ):
     """Complete the lifecycle actions ``request`` asks for.
 
@@ -306,7 +327,8 @@ def run(
     instance considered, with the ``action`` taken:
     ``completed``, ``heartbeat``, ``abandoned_by_gate``, ``would_complete``, ``would_heartbeat``,
     ``already_done`` (left the wait state between describe and complete), ``not_waiting``,
-    ``not_in_group``, ``gate_failed``.
+    ``not_in_group``, ``gate_failed``. ``progress`` (optional) gets each step as it happens: the instances found
+    waiting, every round of health checks, every action, the states while waiting for them to leave the wait.
     """
     validate(request)
     _transition, wait_state = TRANSITIONS[request.transition]
@@ -327,6 +349,8 @@ def run(
         entries[instance_id] = entry
     waiting = [i for i, e in entries.items() if e["action"] is None]
     refuse_unchecked_codedeploy_hook(request, hooks, waiting, codedeploy)
+    if progress:
+        progress(dict(event="waiting", instances=waiting, reason=f"{len(waiting)} instance(s) in {wait_state}"))
 
     abandon = set()
     if waiting and request.health_check is not None:
@@ -335,7 +359,9 @@ def run(
         addresses = describe_addresses(ec2, waiting)
         for instance_id in waiting:
             addresses.setdefault(instance_id, {name: "" for name in URL_FIELDS} | {"instance_id": instance_id})
-        verdicts = run_health_gates(request.health_check, addresses, clock=clock, sleep=sleep, probe=probe)
+        verdicts = run_health_gates(
+            request.health_check, addresses, clock=clock, sleep=sleep, probe=probe, progress=progress
+        )
         for instance_id, verdict in verdicts.items():
             entries[instance_id]["gate"] = verdict.to_dict()
             if verdict.verdict != PASS:
@@ -363,11 +389,16 @@ def run(
         else:
             entry["action"] = "abandoned_by_gate" if instance_id in abandon else "completed"
         changed = changed or bool(entry["hooks"])
+        if progress:
+            hooks_done = ", ".join(entry["hooks"]) or "no hook left"
+            progress(
+                dict(event=entry["action"], instances=[instance_id], reason=f"{entry['result'] or ''} {hooks_done}")
+            )
 
     timed_out = []
     completed = [i for i, e in entries.items() if e["action"] in ("completed", "abandoned_by_gate")]
     if request.wait and completed:
-        final, timed_out = wait_until_left(client, request, completed, clock=clock, sleep=sleep)
+        final, timed_out = wait_until_left(client, request, completed, clock=clock, sleep=sleep, progress=progress)
         for instance_id, state in final.items():
             entries[instance_id]["final_state"] = state
     for entry in entries.values():

@@ -133,6 +133,7 @@ notes:
   - Unlike M(community.aws.autoscaling_complete_lifecycle_action), an instance that is no longer waiting is not
     an error, and the task reports C(changed) honestly.
 extends_documentation_fragment:
+  - bluegreen.aws.progress
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -228,6 +229,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import Lif
 from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import Request
 from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import run
 from ansible_collections.bluegreen.aws.plugins.module_utils.lifecycle import validate
+from ansible_collections.bluegreen.aws.plugins.module_utils.progress import progress_file
 
 
 def build_request(params):
@@ -273,6 +275,7 @@ def main():
                 on_failure=dict(type="str", choices=["fail", "abandon"], default="fail"),
             ),
         ),
+        progress_file=dict(type="path"),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
 
@@ -288,7 +291,12 @@ def main():
     codedeploy = module.client("codedeploy", retry_decorator=retry)
     try:
         changed, instances, timed_out = run(
-            client, request, check_mode=module.check_mode, ec2=ec2, codedeploy=codedeploy
+            client,
+            request,
+            check_mode=module.check_mode,
+            ec2=ec2,
+            codedeploy=codedeploy,
+            progress=progress_file(module.params["progress_file"], "lifecycle_action"),
         )
     except LifecycleError as e:
         module.fail_json(msg=str(e))

@@ -344,3 +344,40 @@ def test_health_gate_continues_healthy_and_holds_or_abandons_unhealthy(asg, cloc
 def test_heartbeat_with_abandon_is_refused_as_a_contradiction():
     with pytest.raises(LifecycleError, match="heartbeat=true keeps the instances waiting while result=ABANDON"):
         lifecycle.validate(Request(group_name="web", heartbeat=True, result="ABANDON"))
+
+
+def test_progress_reports_each_step_when_it_happens(asg, clock):
+    """Waiting instances, every health-check round, every completion and every change of state while waiting, each
+    reported at the (fake) time it happened, not at the end."""
+    client, stubber = asg
+    ec2, ec2_stubber = make_client("ec2")
+    expect_describe(stubber, {IDS[0]: "Pending:Wait"})
+    expect_hooks(stubber, (CD_HOOK, LAUNCH))
+    expect_instances(ec2_stubber, {IDS[0]: "10.0.0.1"})
+    expect_complete(stubber, IDS[0])
+    expect_describe(stubber, {IDS[0]: "Pending:Wait"})
+    expect_describe(stubber, {IDS[0]: "Pending:Wait"})
+    expect_describe(stubber, {IDS[0]: "InService"})
+    probe = scripted_probe({"http://10.0.0.1:8080/health": [False, True, True]})
+    check = HealthCheck(url="http://{private_ip}:8080/health", success_threshold=2, interval=2)
+    seen = []
+    lifecycle.run(
+        client,
+        Request(group_name=GROUP, health_check=check, poll_interval=5),
+        ec2=ec2,
+        clock=clock,
+        sleep=clock.sleep,
+        probe=probe,
+        progress=lambda entry: seen.append((clock(), entry)),
+    )
+    events = [e["event"] for unused, e in seen]
+    assert events == ["waiting", "gates", "gates", "gates", "completed", "states", "states"], events
+    assert seen[0][1]["instances"] == [IDS[0]]
+    verdicts = [e["gates"][0]["verdict"] for unused, e in seen if e["event"] == "gates"]
+    assert verdicts == ["pending", "pending", "pass"]
+    # the rounds came 2 s apart, the states 10 s after the completion (two polls of 5 s, the unchanged one not repeated)
+    times = [t for t, unused in seen]
+    assert times[2] - times[1] == 2 and times[3] - times[2] == 2
+    assert "Pending:Wait" in seen[5][1]["reason"] and "InService" in seen[6][1]["reason"]
+    assert times[6] - times[4] == 10
+    ec2_stubber.assert_no_pending_responses()

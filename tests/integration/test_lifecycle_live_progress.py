@@ -1,0 +1,92 @@
+"""Live progress of lifecycle_action: the instances found waiting, each round of health checks and each completion are
+printed while the task runs, not only when it ends. A real ansible-playbook run (default callback, stdout read as it
+streams) on the emulator, where instances really wait in Pending:Wait."""
+
+import http.server
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from conftest import REGION
+from conftest import playbook_env
+from test_lifecycle_action_emulator import scale_out
+from test_lifecycle_action_emulator import states
+
+PROGRESS = re.compile(r"^\[localhost\] lifecycle_action (\d\d:\d\d:\d\d) (\S+)")
+HOOK = "web-warmup"
+HEALTHY_AFTER = 3.0  # seconds after the first health check: the instances' health endpoint answers 503 until then
+
+
+def health_server():
+    first = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            first.append(time.monotonic())
+            self.send_response(200 if time.monotonic() - first[0] > HEALTHY_AFTER else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_health_rounds_and_completions_appear_while_the_task_runs(emulator, tmp_path):
+    asg = scale_out(emulator, 2, hook=HOOK)
+    server = health_server()
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(textwrap.dedent(f"""\
+        - hosts: localhost
+          gather_facts: false
+          module_defaults:
+            group/bluegreen.aws.aws:
+              endpoint_url: {emulator.endpoint}
+              region: {REGION}
+              access_key: testing
+              secret_key: testing
+          tasks:
+            - name: complete after the health check
+              bluegreen.aws.lifecycle_action:
+                group_name: web
+                poll_interval: 1
+                health_check:
+                  url: "http://127.0.0.1:{server.server_port}/{{instance_id}}"
+                  interval: 1
+                  failure_threshold: 20
+                  wait_timeout: 60
+        """))
+    env = dict(playbook_env({"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}), ANSIBLE_STDOUT_CALLBACK="default")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    started, lines = time.monotonic(), []
+    try:
+        with subprocess.Popen(
+            command + [str(playbook)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        ) as proc:
+            for line in proc.stdout:
+                lines.append((time.monotonic() - started, line.rstrip("\n")))
+                assert time.monotonic() - started < 240, "ansible-playbook took too long"
+            assert proc.wait(timeout=240) == 0, "\n".join(line for unused, line in lines)
+    finally:
+        server.shutdown()
+    text = [line for unused, line in lines]
+    task = next(i for i, line in enumerate(text) if line.startswith("TASK [complete after the health check]"))
+    end = next(i for i in range(task + 1, len(text)) if text[i].startswith(("changed: [localhost]", "ok: [local")))
+    progress = [
+        (lines[i][0], PROGRESS.match(text[i]).group(2)) for i in range(task + 1, end) if PROGRESS.match(text[i])
+    ]
+    events = [event for unused, event in progress]
+    assert events[0] == "waiting" and events.count("completed") == 2 and "states" in events, text[task:end]
+    rounds = [t for t, event in progress if event == "gates"]
+    assert len(rounds) >= 2, events  # 503 first: more than one round before the instances pass
+    # printed as it happened: the first round arrived well before the task ended (the instances were healthy only
+    # after HEALTHY_AFTER seconds)
+    assert lines[end][0] - rounds[0] > 1.5, (rounds, lines[end][0])
+    assert set(states(asg).values()) == {"InService"}
