@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 
 import boto3
@@ -64,6 +65,11 @@ def run_playbook(tasks, endpoint, tmp_path, check=False, env=None, play_vars=Non
 
     Returns (returncode, {task name: result}, report) parsed from the JSON callback.
     """
+    return ansible_playbook(emulator_play(tasks, endpoint, tmp_path, play_vars), check=check, env=env)
+
+
+def emulator_play(tasks, endpoint, tmp_path, play_vars=None):
+    """Write ``tasks`` as a localhost play whose AWS modules call ``endpoint``; returns the playbook's path."""
     defaults = textwrap.dedent(f"""\
         module_defaults:
           group/bluegreen.aws.aws:
@@ -74,16 +80,20 @@ def run_playbook(tasks, endpoint, tmp_path, check=False, env=None, play_vars=Non
         """)
     if play_vars:
         defaults += f"vars: {json.dumps(play_vars)}\n"
-    return run_tasks(tasks, tmp_path, check=check, env=env, header=defaults)
+    return write_play(tasks, tmp_path, header=defaults)
 
 
 def run_tasks(tasks, tmp_path, check=False, env=None, header=""):
     """Run ``tasks`` in a localhost play; ``header`` adds play keywords.  Returns what ansible_playbook returns."""
+    return ansible_playbook(write_play(tasks, tmp_path, header), check=check, env=env)
+
+
+def write_play(tasks, tmp_path, header=""):
     play = "- hosts: localhost\n  gather_facts: false\n"
     play += textwrap.indent(header, "  ") + "  tasks:\n" + textwrap.indent(tasks, "    ")
     path = tmp_path / "play.yml"
     path.write_text(play)
-    return ansible_playbook(path, check=check, env=env)
+    return path
 
 
 def ansible_playbook(playbook, *args, check=False, env=None, inventory="localhost,", timeout=300):
@@ -122,3 +132,30 @@ def playbook_env(extra=None):
         ANSIBLE_LOCALHOST_WARNING="false",
         **(extra or {}),
     )
+
+
+def stream_playbook(args, timeout=240, rc=0):
+    """Run ``ansible-playbook *args`` with the default (human) callback, its stdout read line by line as it streams.
+
+    Returns [(seconds since start, line)]; fails when the run takes longer than ``timeout`` or its exit status is not
+    0 while ``rc`` is 0 (or is 0 while ``rc`` is not)."""
+    env = dict(playbook_env({"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}), ANSIBLE_STDOUT_CALLBACK="default")
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *args]
+    started = time.monotonic()
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        for line in proc.stdout:
+            lines.append((time.monotonic() - started, line.rstrip("\n")))
+            assert time.monotonic() - started < timeout, "ansible-playbook took too long"
+        assert (proc.wait(timeout=timeout) == 0) == (rc == 0), "\n".join(line for unused, line in lines)
+    return lines
+
+
+def task_lines(lines, title):
+    """The lines a task printed between its ``TASK [title]`` header and its result line, and when the result came."""
+    text = [line for unused, line in lines]
+    start = next(i for i, line in enumerate(text) if line.startswith("TASK [") and f"{title}]" in line)
+    end = next(
+        i for i in range(start + 1, len(text)) if text[i].startswith(("changed: [", "ok: [", "fatal: [", "failed: ["))
+    )
+    return lines[start + 1 : end], lines[end][0]

@@ -3,16 +3,13 @@ printed while the task runs, not only when it ends. A real ansible-playbook run 
 streams) on the emulator, where instances really wait in Pending:Wait."""
 
 import http.server
-import os
 import re
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 
-from conftest import REGION
-from conftest import playbook_env
+from conftest import emulator_play
+from conftest import stream_playbook
 from test_lifecycle_action_emulator import scale_out
 from test_lifecycle_action_emulator import states
 
@@ -42,38 +39,20 @@ def health_server():
 def test_health_rounds_and_completions_appear_while_the_task_runs(emulator, tmp_path):
     asg = scale_out(emulator, 2, hook=HOOK)
     server = health_server()
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(textwrap.dedent(f"""\
-        - hosts: localhost
-          gather_facts: false
-          module_defaults:
-            group/bluegreen.aws.aws:
-              endpoint_url: {emulator.endpoint}
-              region: {REGION}
-              access_key: testing
-              secret_key: testing
-          tasks:
-            - name: complete after the health check
-              bluegreen.aws.lifecycle_action:
-                group_name: web
-                poll_interval: 1
-                health_check:
-                  url: "http://127.0.0.1:{server.server_port}/{{instance_id}}"
-                  interval: 1
-                  failure_threshold: 20
-                  wait_timeout: 60
-        """))
-    env = dict(playbook_env({"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}), ANSIBLE_STDOUT_CALLBACK="default")
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
-    started, lines = time.monotonic(), []
+    tasks = textwrap.dedent(f"""\
+        - name: complete after the health check
+          bluegreen.aws.lifecycle_action:
+            group_name: web
+            poll_interval: 1
+            health_check:
+              url: "http://127.0.0.1:{server.server_port}/{{{{instance_id}}}}"
+              interval: 1
+              failure_threshold: 20
+              wait_timeout: 60
+        """)
+    playbook = emulator_play(tasks, emulator.endpoint, tmp_path)
     try:
-        with subprocess.Popen(
-            command + [str(playbook)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        ) as proc:
-            for line in proc.stdout:
-                lines.append((time.monotonic() - started, line.rstrip("\n")))
-                assert time.monotonic() - started < 240, "ansible-playbook took too long"
-            assert proc.wait(timeout=240) == 0, "\n".join(line for unused, line in lines)
+        lines = stream_playbook(["-i", "localhost,", "-c", "local", str(playbook)])
     finally:
         server.shutdown()
     text = [line for unused, line in lines]

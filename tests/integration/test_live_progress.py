@@ -7,10 +7,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 
-from conftest import playbook_env
+from conftest import stream_playbook
 from dataplane import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,18 +21,7 @@ PROGRESS = re.compile(r"^\[localhost\] traffic_switch (\d\d:\d\d:\d\d) (\S+)")
 
 def stream(extra, timeout=300, rc=0):
     """Run site.yml with the default (human) callback; returns [(seconds since start, line)]."""
-    env = dict(playbook_env({"ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}), ANSIBLE_STDOUT_CALLBACK="default")
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY, SITE]
-    started = time.monotonic()
-    lines = []
-    with subprocess.Popen(
-        command + ["-e", json.dumps(extra)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    ) as proc:
-        for line in proc.stdout:
-            lines.append((time.monotonic() - started, line.rstrip("\n")))
-            assert time.monotonic() - started < timeout, "ansible-playbook took too long"
-        assert (proc.wait(timeout=timeout) == 0) == (rc == 0), "\n".join(line for unused, line in lines)
-    return lines
+    return stream_playbook(["-i", INVENTORY, SITE, "-e", json.dumps(extra)], timeout=timeout, rc=rc)
 
 
 def test_canary_steps_appear_while_the_task_runs_and_the_timeline_is_a_table(tmp_path):
