@@ -247,11 +247,14 @@ class KeepAliveLoad:
                 connection.request("GET", self.path)
                 response = connection.getresponse()
                 body = response.read()
-                answer = (response.status, json.loads(body).get("version") if body else None)
+                try:
+                    answer = (response.status, json.loads(body).get("version") if body else None)
+                except ValueError:  # not the app's JSON (a proxy's error page): the status says what happened
+                    answer = (response.status, body[:80].decode(errors="replace"))
                 if response.getheader("connection", "").lower() == "close":
                     connection.close()
                     connection = None
-            except (OSError, http.client.HTTPException, ValueError) as e:
+            except (OSError, http.client.HTTPException) as e:
                 answer = (None, repr(e))
                 if connection is not None:
                     connection.close()
