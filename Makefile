@@ -23,7 +23,7 @@ help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
 	@echo "make lint | sanity | targets | molecule | units | integration   one part"
-	@echo "make bench        failed requests per router under keep-alive load, rollback latency (prints a table)"
+	@echo "make bench        failed requests per router and through the emulated ALB (canary, CodeDeploy blue/green), rollback latency, emulator start (prints tables)"
 	@echo "make build        build the collection tarball"
 	@echo "make ee           execution environment build context in .build/ee (EE_BUILD=1: also build it with podman)"
 

@@ -149,9 +149,10 @@ def run_in(emulator, instance_id, *command, timeout=30):
     return emulator.admin("exec", "POST", data, timeout=timeout + 10)
 
 
-def fleet(emulator, ready=None, termination_minutes=1, blue_revision=None):
-    """Blue group "web" (2 instances in target group web-tg, port 8080) and deployment group web-dg with
-    auto-rollback.
+def fleet(emulator, ready=None, termination_minutes=1, blue_revision=None, deregistration_delay=60):
+    """Blue group "web" (2 instances in target group web-tg, port 8080; AWS's default health check, a
+    ``deregistration_delay`` of 60 s as in seed 000 rather than AWS's 300: BlockTraffic waits for it) and deployment
+    group web-dg with auto-rollback.
 
     The blue instances run an app only when ``blue_revision`` (an S3 key of the ``revisions`` fixture) is given: the
     agent installs it on them before they are registered. Otherwise nothing answers for them and they turn
@@ -165,6 +166,10 @@ def fleet(emulator, ready=None, termination_minutes=1, blue_revision=None):
     tg = elb.create_target_group(Name="web-tg", Protocol="HTTP", Port=APP_PORT, VpcId=vpc)["TargetGroups"][0][
         "TargetGroupArn"
     ]
+    elb.modify_target_group_attributes(
+        TargetGroupArn=tg,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(deregistration_delay)}],
+    )
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.create_launch_template(
         LaunchTemplateName="web-lt", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"}
@@ -203,7 +208,40 @@ def fleet(emulator, ready=None, termination_minutes=1, blue_revision=None):
         loadBalancerInfo={"targetGroupInfoList": [{"name": "web-tg"}]},
         autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]},
     )
-    return {"cd": cd, "asg": asg, "elb": elb, "tg": tg, "blue": blue}
+    return {"cd": cd, "asg": asg, "elb": elb, "tg": tg, "blue": blue, "vpc": vpc, "subnet": subnet}
+
+
+def alb(emulator, f):
+    """An ALB for the fleet: listener HTTP:80 forwarding to web-tg, served by the emulator's data plane (a real
+    HAProxy).  Adds "listener" (its ARN) and "port" (the loopback port that serves it) to ``f``."""
+    from dataplane import served
+
+    second = emulator.client("ec2").create_subnet(
+        VpcId=f["vpc"], CidrBlock="10.0.2.0/24", AvailabilityZone=f"{emulator.region}b"
+    )["Subnet"]["SubnetId"]
+    lb = f["elb"].create_load_balancer(Name="web", Subnets=[f["subnet"], second])["LoadBalancers"][0]
+    listener = f["elb"].create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": f["tg"]}],
+    )["Listeners"][0]["ListenerArn"]
+    f.update(listener=listener, port=served(emulator, listener)["local_port"])
+    return f
+
+
+def deployment_task(key="app-good.zip", **options):
+    """A play's task "deploy": bluegreen.aws.codedeploy_deployment of ``key`` (bucket "releases") to web-dg."""
+    options = dict(
+        application="web",
+        deployment_group="web-dg",
+        revision={"bucket": "releases", "key": key},
+        poll_interval=0.1,
+        gate_interval=0.1,
+        **options,
+    )
+    body = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in options.items())
+    return f"- name: deploy\n  bluegreen.aws.codedeploy_deployment:\n{body}\n"
 
 
 def deploy(f, key):

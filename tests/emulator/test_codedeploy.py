@@ -57,7 +57,7 @@ def test_success_moves_traffic_to_the_green_group_and_retires_blue(emulator, rev
 
 
 def test_broken_version_fails_validate_service_and_rolls_back(emulator, revisions):
-    f = fleet(emulator)
+    f = fleet(emulator, blue_revision="app-good.zip")  # the rollback's AllowTraffic waits for blue to be healthy
     deployment_id = deploy(f, "app-broken.zip")
     assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Failed"
     info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
@@ -90,7 +90,9 @@ def test_ready_wait_holds_until_continued(emulator, revisions):
 
 
 def test_ready_wait_timeout_stops_the_deployment(emulator, revisions):
-    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 1})
+    f = fleet(
+        emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 1}, blue_revision="app-good.zip"
+    )
     deployment_id = deploy(f, "app-good.zip")
     assert wait_status(f, deployment_id, ("Succeeded", "Failed", "Stopped"))[-1] == "Stopped"
     info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
@@ -100,7 +102,7 @@ def test_ready_wait_timeout_stops_the_deployment(emulator, revisions):
 
 
 def test_stop_during_termination_wait_returns_traffic_to_blue(emulator, revisions):
-    f = fleet(emulator, termination_minutes=60)
+    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip")
     deployment_id = deploy(f, "app-good.zip")
     deadline = time.monotonic() + 90
     while registered(f) == sorted(f["blue"]):
@@ -116,10 +118,58 @@ def test_stop_during_termination_wait_returns_traffic_to_blue(emulator, revision
     ]
     assert wait_status(f, rollback_id, FINISHED)[-1] == "Succeeded"
     assert registered(f) == sorted(f["blue"])  # traffic back on blue...
-    health = f["elb"].describe_target_health(TargetGroupArn=f["tg"])["TargetHealthDescriptions"]
-    assert sorted(t["Target"]["Id"] for t in health if t["TargetHealth"]["State"] == "draining") == sorted(green)
+    # ...and green drained: the rollback's BlockTraffic lasted the deregistration delay (60 s: 0.6 s), then removed
+    assert not set(green) & set(health(f))
+    rollback_targets = targets(f, rollback_id)
+    for instance_id in green:
+        block = next(
+            e for e in rollback_targets[instance_id]["lifecycleEvents"] if e["lifecycleEventName"] == "BlockTraffic"
+        )
+        assert (block["endTime"] - block["startTime"]).total_seconds() >= 60 * 0.01
     groups = [g["AutoScalingGroupName"] for g in f["asg"].describe_auto_scaling_groups()["AutoScalingGroups"]]
-    assert groups == ["web"]  # ...and green drained and removed
+    assert groups == ["web"]
+
+
+def test_allow_traffic_waits_for_green_to_pass_health_checks_and_fails_after_the_hour(emulator, revisions):
+    """AllowTraffic registers green and waits for it to pass the target group's health checks; green that passed
+    ValidateService but never passes them (here forced unhealthy: a health check that disagrees with the app, the
+    cause AWS's troubleshooting guide names) fails AllowTraffic after CodeDeploy's one-hour lifecycle event timeout,
+    with nothing in the logs, and the deployment fails and rolls back to blue, which kept the traffic."""
+    f = fleet(emulator, blue_revision="app-good.zip")
+    emulator.admin("time-scale", "POST", {"scale": 0.001})  # the hour lasts 3.6 s (hook scripts run in real time)
+    deployment_id = deploy(f, "app-v2.zip")
+    deadline = time.monotonic() + 90
+    green = []
+    while not green:
+        assert time.monotonic() < deadline
+        green = sorted(i for i, t in targets(f, deployment_id).items() if t["instanceLabel"] == "Green")
+    for instance_id in green:
+        emulator.admin("health", "POST", {"instance_id": instance_id, "healthy": False})
+    while not set(green) <= set(registered(f)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    registered_at = time.monotonic()
+    while {health(f)[i] for i in green} != {"unhealthy"}:
+        assert time.monotonic() < deadline, health(f)
+        time.sleep(0.01)
+    allow = [
+        next(e for e in targets(f, deployment_id)[i]["lifecycleEvents"] if e["lifecycleEventName"] == "AllowTraffic")
+        for i in green
+    ]
+    assert {e["status"] for e in allow} == {"InProgress"} and status(f, deployment_id) == "InProgress"
+    assert wait_status(f, deployment_id, FINISHED)[-1] == "Failed"
+    assert time.monotonic() - registered_at > 0.9 * 3600 * 0.001
+    info = f["cd"].get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    assert info["errorInformation"]["code"] == "HEALTH_CONSTRAINTS"
+    assert "AllowTraffic failed" in info["errorInformation"]["message"]
+    for instance_id in green:
+        target = targets(f, deployment_id)[instance_id]
+        event = next(e for e in target["lifecycleEvents"] if e["lifecycleEventName"] == "AllowTraffic")
+        assert target["status"] == "Failed" and event["status"] == "Failed"
+        assert event["diagnostics"]["errorCode"] == "UnknownError" and event["diagnostics"]["logTail"] == ""
+        assert "3600 seconds" in event["diagnostics"]["message"]
+    assert wait_status(f, info["rollbackInfo"]["rollbackDeploymentId"], FINISHED)[-1] == "Succeeded"
+    assert registered(f) == sorted(f["blue"]) and {health(f)[i] for i in f["blue"]} == {"healthy"}
 
 
 def test_second_deployment_hits_the_deployment_limit(emulator, revisions):
@@ -211,7 +261,9 @@ def test_a_failing_after_install_script_fails_with_its_diagnostics(emulator, rev
 
 
 def test_list_deployments_filters_by_the_real_statuses(emulator, revisions):
-    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    f = fleet(
+        emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, blue_revision="app-good.zip"
+    )
     first = deploy(f, "app-broken.zip")
     wait_status(f, first, ("Failed",))
     rollback = f["cd"].get_deployment(deploymentId=first)["deploymentInfo"]["rollbackInfo"]["rollbackDeploymentId"]
@@ -233,8 +285,11 @@ def test_list_deployments_filters_by_the_real_statuses(emulator, revisions):
 def stop_at_ready(emulator, **stop):
     """A deployment held at Ready, then StopDeployment: (fleet, deployment id, StopDeployment's answer).
 
-    From Ready on, time runs at 0.05 (an event lasts 0.25 s), so a busy host still sees the rollback run."""
-    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    From Ready on, time runs at 0.05 (an event lasts 0.25 s), so a busy host still sees the rollback run.  Blue
+    answers (a rollback's AllowTraffic waits for it to pass the health checks)."""
+    f = fleet(
+        emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, blue_revision="app-good.zip"
+    )
     deployment_id = deploy(f, "app-good.zip")
     wait_status(f, deployment_id, ("Ready",))
     emulator.admin("time-scale", "POST", {"scale": 0.05})
@@ -338,7 +393,9 @@ def test_continue_outside_its_wait_raises_not_in_ready_state(emulator, revisions
 
 
 def test_an_alarm_stops_the_deployment_and_rolls_back(emulator, revisions):
-    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    f = fleet(
+        emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, blue_revision="app-good.zip"
+    )
     f["cd"].update_deployment_group(
         applicationName="web",
         currentDeploymentGroupName="web-dg",
@@ -377,7 +434,7 @@ def test_target_health_through_a_deployment_comes_from_real_checks(emulator, rev
     """Blue runs the good revision (installed by the agent) and is healthy; after AllowTraffic green is checked at its
     own address, and after BlockTraffic blue is draining in the whole-group answer, for the deregistration delay
     (300 s: 3 s)."""
-    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip")
+    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip", deregistration_delay=300)
     deadline = time.monotonic() + 90
     while set(health(f).values()) != {"healthy"}:
         assert time.monotonic() < deadline, health(f)

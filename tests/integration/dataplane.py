@@ -1,6 +1,8 @@
 """Real data-plane processes for tests and benchmarks: demo app slots, HAProxy, nginx (loopback only)."""
 
 import contextlib
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -188,15 +190,21 @@ def start_moto(procs):
     return url
 
 
+def emulator_process(port, time_scale=1.0):
+    """(argv, env) that start the bgemu AWS emulator on 127.0.0.1:``port``."""
+    emulator_path = os.path.join(ROOT, "tests", "emulator")
+    env = dict(os.environ, PYTHONPATH=emulator_path + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return [sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(time_scale)], env
+
+
 def start_emulator(procs, time_scale=1.0):
     """The bgemu AWS emulator on a free loopback port; returns (url, seconds it took to answer)."""
     port = free_port()
-    emulator_path = os.path.join(ROOT, "tests", "emulator")
-    env = dict(os.environ, PYTHONPATH=emulator_path + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv, env = emulator_process(port, time_scale)
     started = time.monotonic()
-    procs.start([sys.executable, "-m", "bgemu", "--port", str(port), "--time-scale", str(time_scale)], env=env)
+    procs.start(argv, env=env)
     url = f"http://127.0.0.1:{port}"
-    # about 1.5 s on a quiet machine (make bench prints it); moto's import alone took 16 s on a loaded 2-core one
+    # under 3 s on a quiet machine (make bench prints it); moto's import alone took 16 s on a loaded 2-core one
     wait_http(url + "/_bgemu/status", timeout=90)
     return url, time.monotonic() - started
 
@@ -215,3 +223,72 @@ def fake_imds():
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+
+
+class KeepAliveLoad:
+    """``clients`` keep-alive connections sending GET ``path`` to 127.0.0.1:``port`` until stopped, and never longer
+    than ``limit`` seconds; ``records`` holds (started, ended, status or None, version or error) per request."""
+
+    def __init__(self, port, clients=4, limit=240, path="/version"):
+        self.port, self.path = port, path
+        self.stop = threading.Event()
+        self.records = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for unused in range(clients)]
+        self.deadline = time.monotonic() + limit
+
+    def run(self):
+        connection = None
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            started = time.monotonic()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                connection.request("GET", self.path)
+                response = connection.getresponse()
+                body = response.read()
+                try:
+                    answer = (response.status, json.loads(body).get("version") if body else None)
+                except ValueError:  # not the app's JSON (a proxy's error page): the status says what happened
+                    answer = (response.status, body[:80].decode(errors="replace"))
+                if response.getheader("connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as e:
+                answer = (None, repr(e))
+                if connection is not None:
+                    connection.close()
+                connection = None
+            with self.lock:
+                self.records.append((started, time.monotonic(), *answer))
+        if connection is not None:
+            connection.close()
+
+    def since(self, moment):
+        """The requests started after ``moment``."""
+        with self.lock:
+            return [r for r in self.records if r[0] > moment]
+
+    def wait_for(self, count, moment, timeout=30):
+        """Returns once ``count`` requests started after ``moment`` were answered (or failed)."""
+        deadline = time.monotonic() + timeout
+        while len(self.since(moment)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {count} requests in {timeout} s: the load stopped")
+            time.sleep(0.05)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+
+def served(emulator, listener_arn):
+    """What GET /_bgemu/listeners says of one listener (its HAProxy's local_port, forwards, backends)."""
+    (entry,) = [e for e in emulator.admin("listeners") if e["listener_arn"] == listener_arn]
+    return entry

@@ -5,15 +5,15 @@ requests green answers must follow each weight step, no request may reach the un
 client sending requests the whole time must see no failure.
 """
 
-import http.client
-import json
 import threading
 import time
 
 import pytest
 from conftest import run_playbook
+from dataplane import KeepAliveLoad
 from dataplane import Processes
 from dataplane import free_port
+from dataplane import served
 
 STEPS = (10, 50, 90)
 PAUSE = 8  # seconds per step: enough for >= 1,000 requests on a loaded 2-core machine
@@ -75,55 +75,9 @@ def canary(emulator):
         while states() != expected:
             assert time.monotonic() < deadline, f"targets never reached {expected}: {states()}"
             time.sleep(0.05)
-        (served,) = [e for e in emulator.admin("listeners") if e["listener_arn"] == listener]
-        yield {"listener": listener, "groups": groups, "port": served["local_port"]}
+        yield {"listener": listener, "groups": groups, "port": served(emulator, listener)["local_port"]}
     finally:
         procs.stop_all()
-
-
-class Load:
-    """CLIENTS keep-alive connections sending GET /version until stopped (or CLIENT_LIMIT seconds)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.stop = threading.Event()
-        self.records = []  # (started, status or None, version or error)
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for unused in range(CLIENTS)]
-        self.deadline = time.monotonic() + CLIENT_LIMIT
-
-    def run(self):
-        connection = None
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            started = time.monotonic()
-            try:
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                connection.request("GET", "/version")
-                response = connection.getresponse()
-                body = response.read()
-                record = (started, response.status, json.loads(body).get("version") if body else None)
-                if response.getheader("connection", "").lower() == "close":
-                    connection.close()
-                    connection = None
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                record = (started, None, repr(e))
-                connection.close()
-                connection = None
-            with self.lock:
-                self.records.append(record)
-        if connection is not None:
-            connection.close()
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(15)
 
 
 class Watcher:
@@ -139,8 +93,9 @@ class Watcher:
         deadline = time.monotonic() + CLIENT_LIMIT
         while not self.stop.wait(0.05) and time.monotonic() < deadline:
             asked = time.monotonic()
-            (served,) = [e for e in self.emulator.admin("listeners") if e["listener_arn"] == self.listener]
-            forward = {f["target_group"]: f["weight"] for f in served["forwards"]["default"]}
+            forward = {
+                f["target_group"]: f["weight"] for f in served(self.emulator, self.listener)["forwards"]["default"]
+            }
             total = sum(forward.values())
             self.samples.append((asked, time.monotonic(), round(100 * forward.get(self.green, 0) / total)))
 
@@ -181,15 +136,12 @@ def task(listener):
 
 
 def test_canary_shares_follow_the_weights_with_no_failed_request(emulator, canary, tmp_path):
-    with Load(canary["port"]) as load, Watcher(emulator, canary["listener"], canary["groups"]["green"]) as watcher:
+    load = KeepAliveLoad(canary["port"], clients=CLIENTS, limit=CLIENT_LIMIT)
+    with load, Watcher(emulator, canary["listener"], canary["groups"]["green"]) as watcher:
         rc, results, unused_report = run_playbook(task(canary["listener"]), emulator.endpoint, tmp_path)
-        # a little traffic after the end: all of it on green
-        end = time.monotonic()
-        while sum(1 for r in list(load.records) if r[0] > end) < 200:
-            assert time.monotonic() < end + 30, "the load stopped"
-            time.sleep(0.05)
+        load.wait_for(200, time.monotonic())  # a little traffic after the end: all of it on green
     assert rc == 0 and results["switch"]["status"] == "promoted", results["switch"]
-    records = load.records
+    records = [(started, status, version) for started, unused_ended, status, version in load.records]
     failed = [r for r in records if r[1] != 200]
     print(f"{len(failed)} failed of {len(records)} requests across the canary")
     assert len(records) > 3 * MIN_REQUESTS

@@ -17,6 +17,7 @@ from conftest import run_playbook
 BUCKET = "release-state"
 MARK = "bluegreen/web/prod/abort.json"
 VERSION = "ABC-9-web-20260101120000"
+BLUE = "app-good.zip"  # blue answers: a rollback's AllowTraffic waits for it to pass the health checks
 
 
 def task(**options):
@@ -70,7 +71,7 @@ def setup(emulator):
 
 def test_an_abort_during_the_ready_wait_stops_and_rolls_back_within_a_gate_interval(emulator, revisions, tmp_path):
     s3, cd = setup(emulator)
-    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    f = fleet(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60}, blue_revision=BLUE)
     alarm(emulator.client("cloudwatch"), "web-5xx", "INSUFFICIENT_DATA")  # an undecided gate: the window stays open
     gates = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
     thread, answer = in_background(emulator, tmp_path, task(ready_gates=gates, ready_gate_timeout=300))
@@ -92,7 +93,7 @@ def test_an_abort_during_the_ready_wait_stops_and_rolls_back_within_a_gate_inter
 
 def test_an_abort_during_the_bake_stops_and_traffic_returns_to_blue(emulator, revisions, tmp_path):
     s3, cd = setup(emulator)
-    f = fleet(emulator, termination_minutes=60)
+    f = fleet(emulator, termination_minutes=60, blue_revision=BLUE)
     alarm(emulator.client("cloudwatch"), "web-5xx", "OK")  # a passing bake gate: only the abort can stop it
     bake = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
     thread, answer = in_background(emulator, tmp_path, task(bake_gates=bake, bake_seconds=300))
@@ -111,7 +112,7 @@ def test_an_abort_during_the_bake_stops_and_traffic_returns_to_blue(emulator, re
 
 def test_a_mark_already_there_stops_the_deployment_at_its_first_poll(emulator, revisions, tmp_path):
     s3, cd = setup(emulator)
-    f = fleet(emulator)
+    f = fleet(emulator, blue_revision=BLUE)
     write_mark(s3)
     rc, results, unused = run_playbook(task(), emulator.endpoint, tmp_path)
     result = results["deploy"]

@@ -10,25 +10,13 @@ from cdfleet import APP_PORT
 from cdfleet import addresses
 from cdfleet import alarm
 from cdfleet import deploy
+from cdfleet import deployment_task as task
 from cdfleet import fleet
 from cdfleet import registered
 from cdfleet import status
 from cdfleet import wait_status
 from conftest import run_playbook
 from dataplane import get
-
-
-def task(key="app-good.zip", **options):
-    options = dict(
-        application="web",
-        deployment_group="web-dg",
-        revision={"bucket": "releases", "key": key},
-        poll_interval=0.1,
-        gate_interval=0.1,
-        **options,
-    )
-    body = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in options.items())
-    return f"- name: deploy\n  bluegreen.aws.codedeploy_deployment:\n{body}\n"
 
 
 def test_success_with_timeline_then_same_revision_is_not_deployed_again(emulator, revisions, tmp_path):
@@ -67,6 +55,7 @@ def test_broken_version_fails_with_diagnostics_naming_the_hook(emulator, revisio
 
 def ready_group(emulator, **kwargs):
     kwargs.setdefault("ready", {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    kwargs.setdefault("blue_revision", "app-good.zip")  # a rollback's AllowTraffic waits for blue to be healthy
     return fleet(emulator, **kwargs)
 
 
@@ -220,7 +209,7 @@ def test_a_gate_failing_during_ready_wait_stops_with_rollback(emulator, revision
 
 
 def test_a_bake_gate_failing_during_termination_wait_returns_traffic_to_blue(emulator, revisions, tmp_path):
-    f = fleet(emulator, termination_minutes=60)
+    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip")
     alarm(emulator.client("cloudwatch"), "web-5xx", "ALARM")
     bake = [{"type": "cloudwatch_alarm", "alarm_names": ["web-5xx"]}]
     rc, results, unused_report = run_playbook(task(bake_gates=bake, bake_seconds=30), emulator.endpoint, tmp_path)
@@ -283,7 +272,7 @@ def test_timeout_says_what_it_waited_for(emulator, revisions, tmp_path):
 
 
 def test_state_stopped_rolls_back_the_active_deployment(emulator, revisions, tmp_path):
-    f = fleet(emulator, termination_minutes=60)
+    f = fleet(emulator, termination_minutes=60, blue_revision="app-good.zip")
     active = deploy(f, "app-good.zip")
     deadline = time.monotonic() + 90
     while registered(f) == sorted(f["blue"]):

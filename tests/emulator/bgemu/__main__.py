@@ -1,6 +1,7 @@
 """python -m bgemu --port N [--time-scale F]: the emulator on 127.0.0.1 (never another address)."""
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -21,11 +22,29 @@ def interrupt(*unused):
     raise KeyboardInterrupt
 
 
+def faster_model_loading():
+    """botocore reads its JSON models with ``object_pairs_hook=OrderedDict``: a Python call per JSON object, most of
+    the emulator's start (moto's EC2 loads the large EC2 model at import).  Plain dicts keep the order too, and the
+    C decoder builds them; this process only reads the models, so it reads them that way."""
+    import json
+
+    from botocore import loaders
+
+    def load_file(self, full_path, open_method):
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            return json.loads(fp.read().decode("utf-8"))
+
+    loaders.JSONFileLoader._load_file = load_file
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bgemu", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per AWS second (0.01: 100x)")
     args = parser.parse_args()
+    faster_model_loading()
     check_moto()
     from bgemu import instances
 

@@ -10,8 +10,11 @@ A deployment moves Created → Queued → InProgress → (Ready) → Succeeded |
    fails ValidateService through its own script;
 3. READY_WAIT: with STOP_DEPLOYMENT the deployment is ``Ready`` until ContinueDeployment, and Stopped
    when ``waitTimeInMinutes`` passes; with CONTINUE_DEPLOYMENT it goes on;
-4. AllowTraffic registers green in the target group, AfterAllowTraffic runs, then the blue instances run
-   BeforeBlockTraffic, BlockTraffic (deregistered), AfterBlockTraffic (the scripts of the revision they have);
+4. AllowTraffic registers green in the target group and stays InProgress until every green instance passes the
+   group's health checks (bgemu.targethealth: real HTTP checks at the instance's address); one that has not after
+   EVENT_TIMEOUT fails the event and the deployment.  AfterAllowTraffic runs, then the blue instances run
+   BeforeBlockTraffic, BlockTraffic (deregistered, InProgress until the group's deregistration delay is over:
+   connection draining), AfterBlockTraffic (the scripts of the revision they have);
 5. TERMINATION_WAIT (``terminationWaitTimeInMinutes``, or ContinueDeployment), then the original group
    is deleted (TERMINATE) and the deployment group points at the green group.
 
@@ -19,9 +22,9 @@ StopDeployment answers ``Pending`` and the deployment becomes Stopped STOP_SECON
 (StopDeployment with auto-rollback, or the group's automatic rollback on DEPLOYMENT_FAILURE,
 DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_STOP_ON_REQUEST) is a new deployment, creator ``codeDeployRollback``,
 linked both ways by ``rollbackInfo``: it runs Before/Allow/AfterAllowTraffic on the original (blue)
-instances and Before/Block/AfterBlockTraffic on green, one event every EVENT_SECONDS, then removes the
-green group.  A second deployment in a group with an active one (a rollback included) fails with
-DeploymentLimitExceededException.
+instances and Before/Block/AfterBlockTraffic on green, one event every EVENT_SECONDS (AllowTraffic and
+BlockTraffic wait for health and draining as above), then removes the green group.  A second deployment in a
+group with an active one (a rollback included) fails with DeploymentLimitExceededException.
 """
 
 import json
@@ -40,11 +43,15 @@ from moto.core.utils import utcnow
 from moto.elbv2.models import elbv2_backends
 
 from bgemu import agent
+from bgemu import targethealth
 from bgemu.clock import CLOCK
 
 LOCK = threading.RLock()
 EVENT_SECONDS = 5  # AWS seconds per lifecycle event
 STOP_SECONDS = 30  # AWS seconds between StopDeployment's Pending answer and the deployment's Stopped
+# A lifecycle event fails when it has not finished after one hour (CodeDeploy's default lifecycle event timeout, user
+# guide "Troubleshooting deployment issues"): an AllowTraffic whose instances never pass the health checks fails then.
+EVENT_TIMEOUT = 3600
 GREEN_EVENTS = [
     "ApplicationStop",
     "DownloadBundle",
@@ -125,6 +132,7 @@ class Flow:
         self.cursor = 0
         self.steps = []  # [(instance ids, lifecycle event)] in CodeDeploy's order
         self.jobs = None  # {instance id: Job} while the agent runs the current event
+        self.traffic_deadline = None  # while AllowTraffic / BlockTraffic waits: when AllowTraffic fails
         self.stop_at = None  # when a pending StopDeployment takes effect
         self.stop_rollback = False  # ...and whether it rolls back
         self.stop_message = ""
@@ -137,6 +145,10 @@ class Flow:
 
     def asg(self):
         return autoscaling_backends[self.account][self.region]
+
+    def running(self, instance_id):
+        instance = self.asg().ec2_backend.get_instance_by_id(instance_id)
+        return instance is not None and instance.state == "running"
 
     def target_group_arns(self):
         info = self.deployment.deployment_group.load_balancer_info or {}
@@ -258,24 +270,73 @@ class Flow:
             return False
         return True
 
+    def traffic_step(self, instance_ids, name):
+        """AllowTraffic or BlockTraffic on ``instance_ids``, as CodeDeploy drives the load balancer; True once the
+        event succeeded (False: still waiting, or failed).
+
+        AllowTraffic registers the running instances in the deployment group's target group and is InProgress
+        until each passes the group's health checks (``healthy`` in bgemu.targethealth); if one has not after
+        EVENT_TIMEOUT the event fails on it (errorCode UnknownError, no log tail: AWS's deployment logs do not say
+        why either) and the deployment fails.  BlockTraffic deregisters them and is InProgress until none is still
+        ``draining`` (the group's deregistration_delay.timeout_seconds)."""
+        live = [i for i in instance_ids if self.running(i)]
+        arns = self.target_group_arns()
+        if self.traffic_deadline is None:  # the event starts
+            elb = elbv2_backends[self.account][self.region]
+            for arn in arns:
+                registered = elb.target_groups[arn].targets
+                if name == "AllowTraffic":
+                    missing = [{"Id": i} for i in live if i not in registered]
+                    if missing:
+                        elb.register_targets(arn, missing)
+                else:
+                    present = [{"Id": i} for i in instance_ids if i in registered]
+                    if present:
+                        elb.deregister_targets(arn, present)
+            for instance_id in instance_ids:
+                self.targets[instance_id]["status"] = "InProgress"
+                self.event(instance_id, name, "InProgress" if instance_id in live else "Skipped")
+            self.traffic_deadline = CLOCK.now() + CLOCK.seconds(EVENT_TIMEOUT)
+        waiting = self.traffic_waiting(arns, live, name)
+        if not waiting:
+            self.traffic_deadline = None
+            for instance_id in live:
+                self.event(instance_id, name, "Succeeded")
+            return True
+        if name == "AllowTraffic" and CLOCK.now() >= self.traffic_deadline:
+            self.traffic_deadline = None
+            message = f"The lifecycle event {name} did not complete within {EVENT_TIMEOUT} seconds"
+            diagnostics = {"errorCode": "UnknownError", "scriptName": "", "message": message, "logTail": ""}
+            for instance_id in waiting:
+                self.event(instance_id, name, "Failed", **diagnostics)
+                self.targets[instance_id]["status"] = "Failed"
+            self.fail(f"{name} failed on {', '.join(waiting)}: {message}")
+        return False
+
+    @staticmethod
+    def traffic_waiting(arns, instance_ids, name):
+        """The instances AllowTraffic (not yet healthy) or BlockTraffic (still draining) waits for."""
+        with targethealth.LOCK:
+            checks = {key: (c.state, c.draining_until) for key, c in targethealth.STATES.items()}
+        waiting = []
+        for instance_id in instance_ids:
+            for arn in arns:
+                state, draining_until = checks.get((arn, instance_id), (None, None))
+                if (name == "AllowTraffic" and state != "healthy") or (name == "BlockTraffic" and draining_until):
+                    waiting.append(instance_id)
+                    break
+        return waiting
+
     def green_step(self):
         """The next lifecycle event: green's, then blue's (Before/Block/AfterBlockTraffic)."""
         instance_ids, name = self.steps[self.cursor]
         if name == "AllowTraffic":
-            if not self.ready_gate():
+            if not self.ready_gate() or not self.traffic_step(instance_ids, name):
                 return
-            for arn in self.target_group_arns():
-                elbv2_backends[self.account][self.region].register_targets(arn, [{"Id": i} for i in self.green])
             self.traffic_on_green = True
-            for instance_id in self.green:
-                self.event(instance_id, name, "Succeeded")
         elif name == "BlockTraffic":
-            elb = elbv2_backends[self.account][self.region]
-            for arn in self.target_group_arns():
-                registered = elb.target_groups[arn].targets
-                elb.deregister_targets(arn, [{"Id": i} for i in self.blue if i in registered])
-            for instance_id in self.blue:
-                self.event(instance_id, name, "Succeeded")
+            if not self.traffic_step(instance_ids, name):
+                return
         elif not self.agent_step(instance_ids, name):
             return
         self.cursor += 1
@@ -442,21 +503,9 @@ class RollbackFlow(Flow):
 
     def step(self):
         instance_ids, name = self.steps[self.cursor]
-        elb = elbv2_backends[self.account][self.region]
         if name in ("AllowTraffic", "BlockTraffic"):
-            for arn in self.target_group_arns():
-                registered = elb.target_groups[arn].targets
-                if name == "AllowTraffic":
-                    missing = [{"Id": i} for i in instance_ids if i not in registered and self.running(i)]
-                    if missing:
-                        elb.register_targets(arn, missing)
-                else:
-                    present = [{"Id": i} for i in instance_ids if i in registered]
-                    if present:
-                        elb.deregister_targets(arn, present)
-            for instance_id in instance_ids:
-                self.targets[instance_id]["status"] = "InProgress"
-                self.event(instance_id, name, "Succeeded")
+            if not self.traffic_step(instance_ids, name):
+                return
         else:  # the scripts of the revision each instance already has
             running = [i for i in instance_ids if self.running(i)]
             if not self.agent_step(running, name, previous_only=True):
@@ -472,10 +521,6 @@ class RollbackFlow(Flow):
             self.origin.deployment.rollback_info["rollbackMessage"] = (
                 f"Rollback deployment {self.deployment.deployment_id} succeeded"
             )
-
-    def running(self, instance_id):
-        instance = self.asg().ec2_backend.get_instance_by_id(instance_id)
-        return instance is not None and instance.state == "running"
 
     def remove_green(self):
         backend = self.asg()
