@@ -341,7 +341,7 @@ class ReleaseLock:
                 return held, None
             if not expired:
                 raise LockHeld(
-                    f"the deploy lock of {self.application}/{self.environment} is taken: {describe_holder(held)}",
+                    f"the deploy lock of {self.application}/{self.environment} is taken: " f"{describe_holder(held)}",
                     held,
                 )
             try:
