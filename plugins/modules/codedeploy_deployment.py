@@ -95,7 +95,7 @@ options:
     description:
       - With O(wait), whether to follow the deployment through the original instances' termination wait to its end.
       - V(false) returns once the termination wait has started and the O(bake_gates) (if any) passed, with
-        RV(status=TerminationWait): traffic is on the replacement instances, the deployment is still C(InProgress) and
+        RV(status=TerminationWait). Traffic is on the replacement instances, the deployment is still C(InProgress) and
         the original instances stay until the wait ends, so O(state=stopped) in that window rolls back in seconds.
     type: bool
     default: true
