@@ -526,6 +526,7 @@ class Tracker:
         poll=5.0,
         timeout=3600.0,
         gate_interval=5.0,
+        follow_termination_wait=True,
         clock=None,
         sleep=None,
         progress=None,
@@ -544,6 +545,9 @@ class Tracker:
         self.poll = poll
         self.timeout = timeout
         self.gate_interval = gate_interval
+        # False: return once the termination wait has started and the bake gates (if any) passed, the deployment
+        # still InProgress with the original instances kept until the wait ends (status TerminationWait)
+        self.follow_termination_wait = follow_termination_wait
         self.clock = clock or time.monotonic
         self.sleep = sleep or time.sleep
         # progress(entry): every timeline event and, while it polls, each target's lifecycle events as they change
@@ -738,6 +742,13 @@ class Tracker:
                 if not decision.passed:
                     self.stop(decision.reason if decision.aborted else f"bake gates failed: {decision.reason}")
                 continue
+            if (
+                info.get("instanceTerminationWaitTimeStarted")
+                and not self.follow_termination_wait
+                and (bake_done or not self.bake_gates)
+            ):
+                self._event("TerminationWait", reason="left in its termination wait: the original instances stay")
+                return dict(info, status="TerminationWait")
             if self.clock() >= self._deadline():
                 raise self._timed_out(status)
             self.sleep(self.poll)

@@ -91,6 +91,14 @@ options:
     description: Follow the deployment to its end.
     type: bool
     default: true
+  wait_termination:
+    description:
+      - With O(wait), whether to follow the deployment through the original instances' termination wait to its end.
+      - V(false) returns once the termination wait has started and the O(bake_gates) (if any) passed, with
+        RV(status=TerminationWait). Traffic is on the replacement instances, the deployment is still C(InProgress) and
+        the original instances stay until the wait ends, so O(state=stopped) in that window rolls back in seconds.
+    type: bool
+    default: true
   continue_ready:
     description:
       - Whether to send ContinueDeployment(READY_WAIT) when the deployment is C(Ready) and no O(ready_gates) are given.
@@ -180,7 +188,9 @@ deployment_id:
   type: str
   sample: d-ABCDEF123
 status:
-  description: Its last status; V(Held) when undecided ready gates left it waiting (O(on_undecided=hold)).
+  description:
+    - Its last status; V(Held) when undecided ready gates left it waiting (O(on_undecided=hold)).
+    - V(TerminationWait) when O(wait_termination=false) returned during the termination wait (it is still C(InProgress)).
   returned: always
   type: str
   sample: Succeeded
@@ -278,6 +288,7 @@ def main():
         description=dict(type="str"),
         on_active=dict(type="str", choices=["fail", "attach"], default="fail"),
         wait=dict(type="bool", default=True),
+        wait_termination=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=3600),
         poll_interval=dict(type="float", default=5),
         ready_gates=dict(type="list", elements="dict", default=[], options=GATE_OPTIONS),
@@ -350,6 +361,7 @@ def main():
             ready_gate_timeout=p["ready_gate_timeout"],
             bake_gates=bake_gates,
             bake_seconds=p["bake_seconds"],
+            follow_termination_wait=p["wait_termination"],
             **tracker_options,
         )
         finish(module, codedeploy, tracker, result, changed)
@@ -377,7 +389,7 @@ def follow(module, tracker, result, changed):
 def finish(module, codedeploy, tracker, result, changed):
     """Follow the deployment (and a rollback) to its end and exit with what happened."""
     info = follow(module, tracker, result, changed)
-    if info["status"] in ("Succeeded", "Ready"):
+    if info["status"] in ("Succeeded", "Ready", "TerminationWait"):
         module.exit_json(changed=changed, **result)
     if info["status"] == "Held":
         module.fail_json(

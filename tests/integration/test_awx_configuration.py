@@ -104,7 +104,7 @@ def test_job_templates_run_existing_playbooks_one_at_a_time_with_surveys(applied
     abort = {q["variable"]: q for q in fake.survey("job_templates", templates["bluegreen abort"]["id"])["spec"]}
     assert abort["release_reason"]["required"] is True
     assert templates["bluegreen deploy"]["playbook"] == "playbooks/release.yml"
-    assert templates["bluegreen rollback"]["playbook"] == "playbooks/release_rollback.yml"
+    assert templates["bluegreen rollback"]["playbook"] == "playbooks/rollback.yml"
 
 
 def test_workflow_dev_stage_approval_prod_with_rollbacks_on_failure(applied):

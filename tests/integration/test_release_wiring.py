@@ -19,7 +19,7 @@ from dataplane import get
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
 SITE = os.path.join(ROOT, "playbooks", "release.yml")
-ROLLBACK = os.path.join(ROOT, "playbooks", "release_rollback.yml")
+ROLLBACK = os.path.join(ROOT, "playbooks", "rollback.yml")
 SVC = os.path.join(ROOT, "roles", "local_bluegreen", "files", "bluegreen_svc.py")
 QUICK = [{"weight": 50}, {"pause": 0.5}, {"weight": 100}]
 BUCKET = "release-state"

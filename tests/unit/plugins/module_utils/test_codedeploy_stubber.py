@@ -138,6 +138,17 @@ def test_tracker_follows_baking_to_success_without_continuing(cd, clock):
     assert clock.sleeps == [5, 5, 5]  # no ContinueDeployment: the stubber fails on any call not queued
 
 
+def test_tracker_returns_in_the_termination_wait_when_told_not_to_follow_it(cd, clock):
+    client, stubber = cd
+    get(stubber, "InProgress")
+    get(stubber, "InProgress", instanceTerminationWaitTimeStarted=True)
+    tracker = Tracker(
+        client, DEPLOYMENT, follow_termination_wait=False, poll=5, timeout=600, clock=clock, sleep=clock.sleep
+    )
+    assert tracker.run()["status"] == "TerminationWait"  # one poll into the wait, not to Succeeded
+    assert [e["status"] for e in tracker.timeline] == ["InProgress", "TerminationWait"]
+
+
 def test_tracker_times_out_while_baking_and_says_so(cd, clock):
     client, stubber = cd
     for _poll in range(4):

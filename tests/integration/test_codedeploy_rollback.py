@@ -1,0 +1,178 @@
+"""playbooks/rollback.yml for the codedeploy strategy on the emulator, under client load through the emulated ALB.
+
+site.yml provisions and releases v1; deploy.yml (no provisioning) releases v2 with codedeploy_release_wait_termination
+=false: the release ends, lock released, once the bake passed, the original v1 instances kept for a long termination
+wait. rollback.yml during that wait stops the deployment with rollback: every request is back on v1 in seconds, the
+history records a rollback to v1 and v2 as rolled back, the lock is released. Then v3 (deploy.yml, followed through
+its termination wait) and rollback.yml after it: v1 is deployed again (a deployment). One test: the provisioning is
+the slow part (test_aws_infra covers it in depth).
+"""
+
+import json
+import os
+import time
+
+from conftest import ansible_playbook
+from test_alb_canary_dataplane import Load
+from test_aws_infra import INVENTORY
+from test_aws_infra import PLAYBOOKS
+from test_aws_infra import account  # noqa: F401 - the fixture: an emulator of this module's own, an empty account
+from test_aws_infra import failures
+from test_aws_infra import run
+from test_aws_infra import writes
+
+APP, ENV = "web", "emulator"  # inventories/emulator
+NAME = f"{APP}-{ENV}"
+DEPLOY = "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"
+LOAD_LIMIT = 1200  # seconds: the load stops then whatever happens (a rollback.yml run takes minutes on a busy machine)
+STATE = f"bluegreen/{APP}/{ENV}/"  # codedeploy_release_state_prefix / application / environment
+
+
+def termination_wait(cd, minutes):
+    """Set the deployment group's termination wait (what aws_infra_termination_wait_minutes provisions; set here
+    directly so the releases below need no second provisioning run)."""
+    group = cd.get_deployment_group(applicationName=NAME, deploymentGroupName=NAME)["deploymentGroupInfo"]
+    config = group["blueGreenDeploymentConfiguration"]
+    config["terminateBlueInstancesOnDeploymentSuccess"]["terminationWaitTimeInMinutes"] = minutes
+    cd.update_deployment_group(
+        applicationName=NAME, currentDeploymentGroupName=NAME, blueGreenDeploymentConfiguration=config
+    )
+
+
+def served(records, since):
+    """(versions answered, failed requests) of the load's requests started at or after ``since``."""
+    answered = [r for r in records if r[0] >= since]
+    versions = {}
+    for _started, status, version in answered:
+        if status == 200:
+            versions[version] = versions.get(version, 0) + 1
+    return versions, [r for r in answered if r[1] != 200]
+
+
+def load_on(listener):
+    """Clients sending GET /version through the emulated ALB's listener, for at most LOAD_LIMIT seconds."""
+    load = Load(listener["local_port"])
+    load.deadline = time.monotonic() + LOAD_LIMIT
+    return load
+
+
+def history(s3, bucket):
+    """The release records, oldest first (a record's key starts with its UTC start time)."""
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix=STATE + "history/").get("Contents", [])
+    return [
+        json.load(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"]) for o in sorted(objects, key=lambda o: o["Key"])
+    ]
+
+
+def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(account):  # noqa: F811
+    s3, cd = account.client("s3"), account.client("codedeploy")
+    started = time.monotonic()
+    rc, results, unused_report = run("site.yml", account, "-e", "release_version=v1")
+    assert rc == 0, failures(results)
+    print(f"\nsite.yml v1 (provision + release): {time.monotonic() - started:.1f}s")
+
+    # 2000 min at the emulator's time scale 0.01: 20 minutes of termination wait to run rollback.yml in (a loaded
+    # 2-core machine took 6 minutes for the deploy.yml below)
+    termination_wait(cd, 2000)
+    step = time.monotonic()
+    account.admin("calls", "DELETE")
+    rc, results, unused_report = run(
+        "deploy.yml", account, "-e", "release_version=v2", "-e", "codedeploy_release_wait_termination=false"
+    )
+    assert rc == 0, failures(results)
+    # deploy.yml provisions nothing: the release's own writes only (bundle, lock, history, topic, deployment)
+    written = {op.split(".", 1)[0] for op in writes(account.calls())}
+    assert written <= {"s3", "codedeploy", "sns"}, writes(account.calls())
+    deployment = results[DEPLOY]
+    assert deployment["status"] == "TerminationWait", deployment
+    v2_id = deployment["deployment_id"]
+    assert cd.get_deployment(deploymentId=v2_id)["deploymentInfo"]["status"] == "InProgress"
+    print(f"deploy.yml v2 (no provisioning, ends in the termination wait): {time.monotonic() - step:.1f}s")
+
+    (listener,) = [e for e in account.admin("listeners") if e["load_balancer_name"] == NAME]
+    with load_on(listener) as load:
+        time.sleep(1)
+        versions, failed = served(load.records, 0)
+        assert set(versions) == {"v2"} and not failed, (versions, failed[:5])
+
+        rollback_started = time.monotonic()
+        rc, results, unused_report = run("rollback.yml", account)
+        took = time.monotonic() - rollback_started
+        assert rc == 0, failures(results)
+        stop = results["Stop the running deployment with rollback (the original instances are still there; seconds)"]
+        assert stop["changed"] and stop["deployment_id"] == v2_id and stop["rollback_status"] == "Succeeded", stop
+        assert results["Redeploy the last good revision (a whole deployment)"].get("skipped"), "no redeploy here"
+        after = time.monotonic()
+        time.sleep(1.5)
+        versions_after, failed_after = served(load.records, after)
+        during, failed_during = served(load.records, rollback_started)
+    print(
+        f"rollback.yml in the termination wait: {took:.1f}s; requests during it {sum(during.values())} "
+        f"{during}, failed {len(failed_during)}; after it {versions_after}"
+    )
+    assert set(versions_after) == {"v1"} and not failed_after, (versions_after, failed_after[:5])
+    assert cd.get_deployment(deploymentId=v2_id)["deploymentInfo"]["status"] == "Stopped"
+
+    # recorded as a rollback to v1, from v2; the deploy lock is released
+    bucket = f"{NAME}-artifacts-123456789012"
+    records = history(s3, bucket)
+    last = records[-1]
+    assert (last["version"], last["result"], last.get("to_version"), last.get("from_version")) == (
+        "v1",
+        "success",
+        "v1",
+        "v2",
+    ), last
+    assert last["extra"]["operation"] == "rollback", last
+    v1 = next(r for r in records if r["version"] == "v1" and r["extra"].get("operation") == "deploy")
+    assert last["artifacts"]["bundle_sha256"] == v1["artifacts"]["bundle_sha256"], (last, v1)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=STATE + "lock.json")
+
+    # v2's record says it was rolled back: it is not a good release to go back to any more
+    (v2,) = [r for r in records if r["version"] == "v2"]
+    assert v2["result"] == "rolled_back", v2
+
+    # after the termination wait: v3 through deploy.yml, its deployment followed to its end (a 1 min wait: 0.6 s);
+    # rollback.yml then redeploys v1, the last good revision before v3: a deployment
+    termination_wait(cd, 1)
+    step = time.monotonic()
+    rc, results, unused_report = run("deploy.yml", account, "-e", "release_version=v3")
+    assert rc == 0, failures(results)
+    assert results[DEPLOY]["status"] == "Succeeded", results[DEPLOY]
+    print(f"deploy.yml v3 (through the termination wait): {time.monotonic() - step:.1f}s")
+    with load_on(listener) as load:
+        rollback_started = time.monotonic()
+        rc, results, unused_report = run("rollback.yml", account)
+        took = time.monotonic() - rollback_started
+        assert rc == 0, failures(results)
+        said = results["Say that this rollback takes a deployment"]["msg"]
+        redeploy = results["Redeploy the last good revision (a whole deployment)"]
+        after = time.monotonic()
+        time.sleep(1.5)
+        versions_after, failed_after = served(load.records, after)
+        during, failed_during = served(load.records, rollback_started)
+    print(
+        f"rollback.yml after the termination wait (a redeployment of v1): {took:.1f}s; requests during it "
+        f"{sum(during.values())} {during}, failed {len(failed_during)}; after it {versions_after}"
+    )
+    assert "DEPLOYS IT AGAIN" in said and "web/emulator/v1.zip" in said, said
+    assert redeploy["changed"] and redeploy["status"] == "Succeeded", redeploy
+    assert set(versions_after) == {"v1"} and not failed_after, (versions_after, failed_after[:5])
+    last = history(s3, bucket)[-1]
+    assert (last["version"], last["from_version"], last["extra"]["operation"]) == ("v1", "v3", "rollback"), last
+
+
+def test_the_alb_strategy_without_its_role_entry_point_fails_naming_it_before_any_aws_call():
+    # bluegreen_alb_entry overrides the entry point rollback.yml includes: one no collection has, whatever roles exist
+    rc, results, unused_report = ansible_playbook(
+        os.path.join(PLAYBOOKS, "rollback.yml"),
+        "-e",
+        "bluegreen_strategy=alb",
+        "-e",
+        "bluegreen_alb_entry=no_such_entry",
+        inventory=INVENTORY,
+        env={"BGEMU_ENDPOINT": "http://127.0.0.1:9"},  # nothing listens there: any AWS call would fail differently
+    )
+    assert rc != 0
+    message = results["Refuse the alb strategy without its role"]["msg"]
+    assert "bluegreen_strategy: alb needs role bluegreen.aws.alb_release (tasks/no_such_entry.yml)" in message
