@@ -77,34 +77,47 @@ def test_apply_creates_every_object_and_a_second_run_changes_nothing(applied):
     }
 
 
-def test_job_templates_run_existing_playbooks_one_at_a_time_with_surveys(applied):
+ENVIRONMENTS = ("dev", "stage", "prod")
+
+
+def test_job_templates_per_environment_run_existing_playbooks_one_at_a_time_with_surveys(applied):
     fake = applied[0]
     templates = {t["name"]: t for t in fake.objects["job_templates"].values()}
-    assert set(templates) == {f"bluegreen {op}" for op in ("deploy", "rollback", "abort", "unlock", "promote")}
+    inventories = {i["id"]: i["name"] for i in fake.objects["inventories"].values()}
+    expected = {f"bluegreen {op} {env}" for op in ("deploy", "rollback", "abort", "unlock") for env in ENVIRONMENTS}
+    expected |= {"bluegreen promote dev to stage", "bluegreen promote stage to prod"}
+    assert set(templates) == expected
     for name, template in templates.items():
         assert os.path.isfile(os.path.join(ROOT, template["playbook"])), (name, template["playbook"])
         assert template["allow_simultaneous"] is False, name
-        assert template["survey_enabled"] is True and template["ask_inventory_on_launch"] is True
+        # the environment is the template's own inventory: never asked on launch, never a survey answer
+        assert template["survey_enabled"] is True and template["ask_inventory_on_launch"] is False, name
+        target = name.split()[-1]
+        assert inventories[template["inventory"]] == f"bluegreen-{target}", name
         survey = fake.survey("job_templates", template["id"])
-        variables = {q["variable"]: q for q in survey["spec"]}
-        assert "release_environment" in variables, name
-        assert variables["release_environment"]["type"] == "multiplechoice"
+        assert "release_environment" not in {q["variable"] for q in survey["spec"]}, name
         credentials = [fake.find(i)["name"] for i in fake.linked("job_templates", template["id"], "credentials")]
         assert sorted(credentials) == ["bluegreen AWS", "bluegreen release notifications"]
-    deploy = fake.survey("job_templates", templates["bluegreen deploy"]["id"])
-    assert [(q["variable"], q["required"]) for q in deploy["spec"]] == [
-        ("release_version", True),
-        ("release_environment", True),
-    ]
-    assert set(fake.survey("job_templates", templates["bluegreen deploy"]["id"])["spec"][1]["choices"]) == {
-        "dev",
-        "stage",
-        "prod",
-    }
-    abort = {q["variable"]: q for q in fake.survey("job_templates", templates["bluegreen abort"]["id"])["spec"]}
-    assert abort["release_reason"]["required"] is True
-    assert templates["bluegreen deploy"]["playbook"] == "playbooks/release.yml"
-    assert templates["bluegreen rollback"]["playbook"] == "playbooks/rollback.yml"
+    for env in ENVIRONMENTS:
+        deploy = fake.survey("job_templates", templates[f"bluegreen deploy {env}"]["id"])
+        assert [(q["variable"], q["required"]) for q in deploy["spec"]] == [("release_version", True)]
+        abort = {
+            q["variable"]: q for q in fake.survey("job_templates", templates[f"bluegreen abort {env}"]["id"])["spec"]
+        }
+        assert abort["release_reason"]["required"] is True
+        assert templates[f"bluegreen deploy {env}"]["playbook"] == "playbooks/deploy.yml"
+        assert templates[f"bluegreen rollback {env}"]["playbook"] == "playbooks/rollback.yml"
+    promote = templates["bluegreen promote stage to prod"]
+    assert promote["playbook"] == "playbooks/promote.yml"
+    assert yaml.safe_load(promote["extra_vars"])["release_source_environment"] == "stage"
+    # each environment's inventory reads its directory of the project, updated on launch
+    sources = {inventories[s["inventory"]]: s for s in fake.objects["inventory_sources"].values()}
+    assert set(sources) == {f"bluegreen-{env}" for env in ENVIRONMENTS}
+    for env in ENVIRONMENTS:
+        source = sources[f"bluegreen-{env}"]
+        assert (source["source"], source["source_path"]) == ("scm", f"inventories/aws-example/{env}")
+        assert os.path.isdir(os.path.join(ROOT, source["source_path"]))
+        assert fake.find(source["source_project"])["name"] == "bluegreen.aws" and source["update_on_launch"] is True
 
 
 def test_workflow_dev_stage_approval_prod_with_rollbacks_on_failure(applied):
@@ -126,26 +139,28 @@ def test_workflow_dev_stage_approval_prod_with_rollbacks_on_failure(applied):
         return found
 
     assert edges("success_nodes") == {
-        ("deploy-dev", "deploy-stage"),
-        ("deploy-stage", "approve-prod"),
-        ("approve-prod", "deploy-prod"),
+        ("deploy-dev", "promote-stage"),
+        ("promote-stage", "approve-prod"),
+        ("approve-prod", "promote-prod"),
     }
     assert edges("failure_nodes") == {
         ("deploy-dev", "rollback-dev"),
-        ("deploy-stage", "rollback-stage"),
-        ("deploy-prod", "rollback-prod"),
+        ("promote-stage", "rollback-stage"),
+        ("promote-prod", "rollback-prod"),
     }
     assert edges("always_nodes") == set()
     approval = fake.find(nodes["approve-prod"]["unified_job_template"])
     assert approval["type"] == "workflow_approval_template" and approval["name"] == "Release to prod?"
     assert approval["timeout"] == 86400
-    inventories = {i["id"]: i["name"] for i in fake.objects["inventories"].values()}
-    for env in ("dev", "stage", "prod"):
-        node = nodes[f"deploy-{env}"]
-        assert fake.find(node["unified_job_template"])["name"] == "bluegreen deploy"
-        assert node["extra_data"] == {"release_environment": env}
-        assert inventories[node["inventory"]] == f"bluegreen-{env}"
-        assert fake.find(nodes[f"rollback-{env}"]["unified_job_template"])["name"] == "bluegreen rollback"
+
+    def runs(identifier):
+        return fake.find(nodes[identifier]["unified_job_template"])["name"]
+
+    assert runs("deploy-dev") == "bluegreen deploy dev"
+    assert runs("promote-stage") == "bluegreen promote dev to stage"
+    assert runs("promote-prod") == "bluegreen promote stage to prod"
+    for env in ENVIRONMENTS:
+        assert runs(f"rollback-{env}") == f"bluegreen rollback {env}"
     notified = fake.linked("workflow_job_templates", workflow["id"], "notification_templates_error")
     assert [fake.find(i)["name"] for i in notified] == ["bluegreen release webhook"]
     assert fake.linked("workflow_job_templates", workflow["id"], "notification_templates_approvals") == notified
@@ -187,6 +202,7 @@ def test_configuration_files_follow_the_infra_aap_configuration_model():
     for key in (
         "controller_projects",
         "controller_inventories",
+        "controller_inventory_sources",
         "controller_credential_types",
         "controller_credentials",
         "controller_templates",

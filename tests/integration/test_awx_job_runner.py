@@ -32,7 +32,7 @@ def job(tmp_path, name, host, survey, **more):
     runner = ansible_runner.run(
         private_data_dir=str(tmp_path / f"job-{name}"),
         project_dir=ROOT,
-        playbook=template("bluegreen deploy")["playbook"],
+        playbook=template("bluegreen deploy dev")["playbook"],
         inventory=INVENTORY,
         extravars=dict(host, **survey, **more),
         envvars={
