@@ -288,6 +288,35 @@ class KeepAliveLoad:
             thread.join(15)
 
 
+class Poller:
+    """Calls ``sample()`` every ``interval`` seconds in a thread, until stopped and never longer than ``limit`` seconds;
+    ``samples`` holds (asked, answered, wall clock asked, value) per call.  Subclasses define ``sample``."""
+
+    def __init__(self, interval=0.05, limit=240):
+        self.interval, self.limit = interval, limit
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def sample(self):
+        raise NotImplementedError
+
+    def run(self):
+        deadline = time.monotonic() + self.limit
+        while not self.stop.wait(self.interval) and time.monotonic() < deadline:
+            asked, wall = time.monotonic(), time.time()
+            value = self.sample()
+            self.samples.append((asked, time.monotonic(), wall, value))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(15)
+
+
 def served(emulator, listener_arn):
     """What GET /_bgemu/listeners says of one listener (its HAProxy's local_port, forwards, backends)."""
     (entry,) = [e for e in emulator.admin("listeners") if e["listener_arn"] == listener_arn]

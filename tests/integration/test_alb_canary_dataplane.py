@@ -5,12 +5,12 @@ requests green answers must follow each weight step, no request may reach the un
 client sending requests the whole time must see no failure.
 """
 
-import threading
 import time
 
 import pytest
 from conftest import run_playbook
 from dataplane import KeepAliveLoad
+from dataplane import Poller
 from dataplane import Processes
 from dataplane import free_port
 from dataplane import served
@@ -80,38 +80,22 @@ def canary(emulator):
         procs.stop_all()
 
 
-class Watcher:
-    """Polls GET /_bgemu/listeners: (asked, answered, green weight in the data plane) every 50 ms."""
+class Watcher(Poller):
+    """Polls GET /_bgemu/listeners every 50 ms: the green weight in the data plane."""
 
     def __init__(self, emulator, listener, green):
+        super().__init__(limit=CLIENT_LIMIT)
         self.emulator, self.listener, self.green = emulator, listener, green
-        self.samples = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def run(self):
-        deadline = time.monotonic() + CLIENT_LIMIT
-        while not self.stop.wait(0.05) and time.monotonic() < deadline:
-            asked = time.monotonic()
-            forward = {
-                f["target_group"]: f["weight"] for f in served(self.emulator, self.listener)["forwards"]["default"]
-            }
-            total = sum(forward.values())
-            self.samples.append((asked, time.monotonic(), round(100 * forward.get(self.green, 0) / total)))
+    def sample(self):
+        forward = {f["target_group"]: f["weight"] for f in served(self.emulator, self.listener)["forwards"]["default"]}
+        return round(100 * forward.get(self.green, 0) / sum(forward.values()))
 
     def window(self, weight):
         """(from, to): green had ``weight`` in HAProxy for the whole of it."""
-        seen = [(asked, answered) for asked, answered, w in self.samples if w == weight]
+        seen = [(asked, answered) for asked, answered, unused_wall, w in self.samples if w == weight]
         assert seen, f"the data plane never had green at {weight}%"
         return seen[0][1], seen[-1][0]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(15)
 
 
 def task(listener):

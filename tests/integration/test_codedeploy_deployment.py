@@ -220,7 +220,8 @@ def test_a_bake_gate_failing_during_termination_wait_returns_traffic_to_blue(emu
 
 
 def test_active_deployment_fail_names_it_and_attach_follows_it(emulator, revisions, tmp_path):
-    f = ready_group(emulator)
+    # a ready wait two playbook runs cannot outlast on a loaded machine (60 min lasted 36 s: it ran out once)
+    f = ready_group(emulator, ready={"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 600})
     active = deploy(f, "app-good.zip")
     wait_status(f, active, ("Ready",))
     rc, results, unused_report = run_playbook(task(), emulator.endpoint, tmp_path)

@@ -11,7 +11,6 @@ once the deployment succeeded green answers every request.  Then a broken versio
 script's log tail in the module's diagnostics while the fleet in service keeps answering every request.
 """
 
-import threading
 import time
 
 from cdfleet import alb
@@ -21,6 +20,7 @@ from cdfleet import health
 from cdfleet import targets
 from conftest import run_playbook
 from dataplane import KeepAliveLoad
+from dataplane import Poller
 
 DELAY = 60  # the target group's deregistration delay, AWS seconds (0.6 s at the fixture's time scale, 0.01)
 CLIENTS = 2
@@ -28,21 +28,15 @@ LIMIT = 240  # the load stops after this many seconds whatever happens
 AFTER = 200  # requests sent once a deployment ended
 
 
-class HealthWatcher:
-    """Polls the target group's health every 50 ms: (asked, answered, wall clock asked, {target: state})."""
+class HealthWatcher(Poller):
+    """Polls the target group's health every 50 ms: {target: state}."""
 
     def __init__(self, f):
+        super().__init__(limit=LIMIT)
         self.f = f
-        self.samples = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def run(self):
-        deadline = time.monotonic() + LIMIT
-        while not self.stop.wait(0.05) and time.monotonic() < deadline:
-            asked, wall = time.monotonic(), time.time()
-            states = health(self.f)
-            self.samples.append((asked, time.monotonic(), wall, states))
+    def sample(self):
+        return health(self.f)
 
     def last_unhealthy(self, instance_ids):
         """(monotonic, wall clock) of the last sample, before any of ``instance_ids`` was first seen healthy, in which
@@ -51,14 +45,6 @@ class HealthWatcher:
         assert first > 0, "green was healthy in the first sample: nothing bounds when it turned healthy"
         asked, unused_answered, wall, unused_states = self.samples[first - 1]
         return asked, wall
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(15)
 
 
 def event(target, name):
