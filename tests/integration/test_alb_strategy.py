@@ -154,7 +154,8 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
         share = 100.0 * answered.count("v2") / max(len(answered), 1)
         print(f"green at {weight}%: {share:.1f}% of {len(answered)} requests answered by v2")
         assert len(answered) >= 30 and set(answered) <= {"v1", "v2"} and low <= share <= high, (weight, share)
-    after = [r[2] for r in records if r[0] > watcher.window(100)[0]]
+    at_100 = watcher.window(100)[0]
+    after = [r[2] for r in records if r[0] > at_100]
     assert after and set(after) == {"v2"}, set(after)
 
     # 3. the same version again: nothing changes, nothing is written (no lock, no record: no release happened)
