@@ -9,13 +9,9 @@ the slow part (test_aws_infra covers it in depth).
 """
 
 import json
-import os
 import time
 
-from conftest import ansible_playbook
 from test_alb_canary_dataplane import Load
-from test_aws_infra import INVENTORY
-from test_aws_infra import PLAYBOOKS
 from test_aws_infra import account  # noqa: F401 - the fixture: an emulator of this module's own, an empty account
 from test_aws_infra import failures
 from test_aws_infra import run
@@ -160,19 +156,3 @@ def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(acc
     assert set(versions_after) == {"v1"} and not failed_after, (versions_after, failed_after[:5])
     last = history(s3, bucket)[-1]
     assert (last["version"], last["from_version"], last["extra"]["operation"]) == ("v1", "v3", "rollback"), last
-
-
-def test_the_alb_strategy_without_its_role_entry_point_fails_naming_it_before_any_aws_call():
-    # bluegreen_alb_entry overrides the entry point rollback.yml includes: one no collection has, whatever roles exist
-    rc, results, unused_report = ansible_playbook(
-        os.path.join(PLAYBOOKS, "rollback.yml"),
-        "-e",
-        "bluegreen_strategy=alb",
-        "-e",
-        "bluegreen_alb_entry=no_such_entry",
-        inventory=INVENTORY,
-        env={"BGEMU_ENDPOINT": "http://127.0.0.1:9"},  # nothing listens there: any AWS call would fail differently
-    )
-    assert rc != 0
-    message = results["Refuse the alb strategy without its role"]["msg"]
-    assert "bluegreen_strategy: alb needs role bluegreen.aws.alb_release (tasks/no_such_entry.yml)" in message

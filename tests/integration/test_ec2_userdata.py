@@ -198,3 +198,19 @@ def test_a_hostile_value_stays_one_literal_word(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == endpoint
     assert not pwned.exists()
+
+
+def test_the_app_container_ends_the_script_when_an_image_is_given(tmp_path):
+    """The alb strategy's launch template version carries the release: the script runs the image last, once."""
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:v2"
+    script = render(tmp_path, ec2_userdata_app_image=image, ec2_userdata_app_env={"GREETING": "it's $HOME"})["text"]
+    proc = subprocess.run(
+        ["shellcheck", "-s", "bash", str(tmp_path / "user-data.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
+    app = script[script.index("APP_IMAGE=") :]
+    assert f"APP_IMAGE={image}\nAPP_NAME=app\n" in app
+    assert "--publish 8080:8080" in app and "--restart always" in app
+    assert "--env 'GREETING=it'\"'\"'s $HOME'" in app  # quoted: no expansion, no injection
+    assert "already runs $APP_IMAGE" in app  # a re-run leaves the running container alone
+    assert "APP_IMAGE" not in render(tmp_path)["text"]  # no image: no container section

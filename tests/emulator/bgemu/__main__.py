@@ -56,6 +56,7 @@ def main():
     from bgemu import codedeploy
     from bgemu import dataplane
     from bgemu import ecr
+    from bgemu import launchtemplates
     from bgemu import lifecycle
     from bgemu import s3cond
     from bgemu import targethealth
@@ -64,7 +65,7 @@ def main():
     from bgemu.server import ticker
 
     CLOCK.scale = args.time_scale
-    install(instances, lifecycle, targethealth, codedeploy, dataplane, s3cond, ecr)
+    install(instances, lifecycle, targethealth, codedeploy, dataplane, s3cond, ecr, launchtemplates)
     stop = threading.Event()
     threading.Thread(target=ticker, args=(stop,), daemon=True).start()
     server = make_server("127.0.0.1", args.port, Emulator(), threaded=True, request_handler=QuietHandler)

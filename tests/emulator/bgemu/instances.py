@@ -4,7 +4,7 @@
   instance end has ``10.231.<block>.<4 n + 2>/30``, the host end ``.<4 n + 1>``.  DescribeInstances returns the
   instance end as ``PrivateIpAddress``; 127.0.0.1 inside the namespace is the instance's own loopback.
 - **Its own files**: a persistent mount namespace (bound to ``/run/bgemu/mnt/<block>-<instance id>``) where
-  ``/etc``, ``/opt``, ``/var`` and ``/srv`` are overlays of the host's directories (the instance's changes go to
+  ``/etc``, ``/opt``, ``/var``, ``/srv`` and ``/root`` are overlays of the host's directories (the instance's changes go to
   ``/run/bgemu/inst/<block>-<instance id>``) and ``/tmp`` is a directory of its own.  What a hook script writes to
   ``/etc/<app>`` or ``/opt/codedeploy/<app>`` is seen by that instance only.
 - ``run``/``spawn`` execute a command inside both namespaces (``nsenter``).
@@ -31,7 +31,7 @@ from moto.ec2.models import instances as ec2_instances
 PREFIX = "10.231"
 SLOTS = 64  # /30s in a /24: instances alive at once per emulator
 RUN = "/run/bgemu"
-OVERLAID = ("/etc", "/opt", "/var", "/srv")
+OVERLAID = ("/etc", "/opt", "/var", "/srv", "/root")
 # what runs inside an instance lives here: the checkout (the agent's helper, the stand-in engine, the demo app) and
 # the Python that runs them
 KEEP = sorted(
@@ -317,6 +317,9 @@ def run_instances(self, *args, **kwargs):
             for entry in nic.private_ip_addresses:
                 if entry.get("Primary"):
                     entry["PrivateIpAddress"] = machine.ip
+        from bgemu import userdata  # noqa: PLC0415 - userdata imports this module
+
+        userdata.start(instance, machine)
     return reservation
 
 
