@@ -190,7 +190,8 @@ deployment_id:
 status:
   description:
     - Its last status; V(Held) when undecided ready gates left it waiting (O(on_undecided=hold)).
-    - V(TerminationWait) when O(wait_termination=false) returned during the termination wait (it is still C(InProgress)).
+    - V(TerminationWait) when O(wait_termination=false) returned during the termination wait (it is still
+      C(InProgress)).
   returned: always
   type: str
   sample: Succeeded

@@ -4,8 +4,8 @@
   instance end has ``10.231.<block>.<4 n + 2>/30``, the host end ``.<4 n + 1>``.  DescribeInstances returns the
   instance end as ``PrivateIpAddress``; 127.0.0.1 inside the namespace is the instance's own loopback.
 - **Its own files**: a persistent mount namespace (bound to ``/run/bgemu/mnt/<block>-<instance id>``) where
-  ``/etc``, ``/opt``, ``/var``, ``/srv`` and ``/root`` are overlays of the host's directories (the instance's changes go to
-  ``/run/bgemu/inst/<block>-<instance id>``) and ``/tmp`` is a directory of its own.  What a hook script writes to
+  ``/etc``, ``/opt``, ``/var``, ``/srv`` and ``/root`` are overlays of the host's directories (the instance's changes
+  go to ``/run/bgemu/inst/<block>-<instance id>``) and ``/tmp`` is a directory of its own.  What a hook script writes to
   ``/etc/<app>`` or ``/opt/codedeploy/<app>`` is seen by that instance only.
 - ``run``/``spawn`` execute a command inside both namespaces (``nsenter``).
 - Terminating the instance (moto's ``Instance.terminate``: scale-in, a group deleted, a rollback removing green),
