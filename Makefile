@@ -17,10 +17,11 @@ LINK := .build/collections/ansible_collections/bluegreen/aws
 # collection left there by an earlier run would hide what this checkout has. Keep theirs inside the checkout.
 ISOLATED := ANSIBLE_HOME=$(CURDIR)/.build/ansible-home ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections
 
-.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-stop bench ee
+.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-aws demo-stop bench ee
 
 help:
 	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
+	@echo "make demo-aws     the AWS flow on the emulator: codedeploy v1, v2, broken v3, rollback; alb v1, canary v2, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
 	@echo "make lint | sanity | targets | molecule | units | integration   one part"
 	@echo "make bench        failed requests per router and through the emulated ALB (canary, CodeDeploy blue/green), rollback latency, emulator start (prints tables)"
@@ -39,12 +40,18 @@ deps: $(STAMP)
 demo: deps
 	tests/tools/demo.sh
 
+# The AWS release flow on the local emulator (root: instances are network namespaces); see tests/tools/demo_aws.py.
+demo-aws: deps
+	$(BIN)/python tests/tools/demo_aws.py
+
 bench: deps
 	$(BIN)/python tests/bench/bench_switch.py
 
 demo-stop:
 	for f in .build/demo/run/*.pid; do [ -e "$$f" ] && $(BIN)/python roles/local_bluegreen/files/bluegreen_svc.py \
 	  stop "$$(basename "$$f" .pid)" --dir .build/demo/run; done; true
+	[ ! -e .build/demo-aws/emulator.pid ] || kill -TERM -- -"$$(cat .build/demo-aws/emulator.pid)" 2>/dev/null; \
+	  rm -f .build/demo-aws/emulator.pid
 
 lint: deps
 	$(BIN)/ruff check .
