@@ -12,11 +12,12 @@ import json
 import time
 
 from test_alb_canary_dataplane import Load
-from test_aws_infra import account  # noqa: F401 - the fixture: an emulator of this module's own, an empty account
+from test_aws_infra import account  # noqa: F401  # pylint: disable=unused-import
 from test_aws_infra import failures
 from test_aws_infra import run
 from test_aws_infra import writes
 
+# account (imported above) is test_aws_infra's fixture: an emulator of this module's own, an empty account
 APP, ENV = "web", "emulator"  # inventories/emulator
 NAME = f"{APP}-{ENV}"
 DEPLOY = "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""make demo: the AWS release flow on the local emulator, from an empty account, with real ansible-playbook runs.
+"""make demo-aws: the AWS release flow on the local emulator, from an empty account, with real ansible-playbook runs.
 
 The emulator (tests/emulator/bgemu: instances with their own addresses running the bundle's hook scripts and user-data,
 each ALB listener served by a real HAProxy) starts empty. Then, with inventories/emulator:
