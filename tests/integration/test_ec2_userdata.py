@@ -166,6 +166,8 @@ def test_every_interpolation_in_the_shell_templates_is_quoted(template):
     lines = open(os.path.join(ROOT, template)).read().splitlines()
     unquoted = []
     for number, line in enumerate(lines):
+        # a string literal ({{ '{{.Config.Image}}' }}: braces for docker's own template) renders as itself: no input
+        line = re.sub(r"{{\s*'[^']*'\s*}}", "", line)
         for expression in re.findall(r"{{(.*?)}}", line, re.S):
             expression = " ".join(expression.split())
             if SAFE.search(expression):
