@@ -45,7 +45,7 @@ def test_health_rounds_and_completions_appear_while_the_task_runs(emulator, tmp_
             group_name: web
             poll_interval: 1
             health_check:
-              url: "http://127.0.0.1:{server.server_port}/{{{{instance_id}}}}"
+              url: "http://127.0.0.1:{server.server_port}/{{instance_id}}"
               interval: 1
               failure_threshold: 20
               wait_timeout: 60
