@@ -10,6 +10,7 @@ import time
 
 from conftest import emulator_play
 from conftest import stream_playbook
+from conftest import task_lines
 from test_lifecycle_action_emulator import scale_out
 from test_lifecycle_action_emulator import states
 
@@ -55,17 +56,13 @@ def test_health_rounds_and_completions_appear_while_the_task_runs(emulator, tmp_
         lines = stream_playbook(["-i", "localhost,", "-c", "local", str(playbook)])
     finally:
         server.shutdown()
-    text = [line for unused, line in lines]
-    task = next(i for i, line in enumerate(text) if line.startswith("TASK [complete after the health check]"))
-    end = next(i for i in range(task + 1, len(text)) if text[i].startswith(("changed: [localhost]", "ok: [local")))
-    progress = [
-        (lines[i][0], PROGRESS.match(text[i]).group(2)) for i in range(task + 1, end) if PROGRESS.match(text[i])
-    ]
+    printed, task_end = task_lines(lines, "complete after the health check")
+    progress = [(t, PROGRESS.match(line).group(2)) for t, line in printed if PROGRESS.match(line)]
     events = [event for unused, event in progress]
-    assert events[0] == "waiting" and events.count("completed") == 2 and "states" in events, text[task:end]
+    assert events[0] == "waiting" and events.count("completed") == 2 and "states" in events, printed
     rounds = [t for t, event in progress if event == "gates"]
     assert len(rounds) >= 2, events  # 503 first: more than one round before the instances pass
     # printed as it happened: the first round arrived well before the task ended (the instances were healthy only
     # after HEALTHY_AFTER seconds)
-    assert lines[end][0] - rounds[0] > 1.5, (rounds, lines[end][0])
+    assert task_end - rounds[0] > 1.5, (rounds, task_end)
     assert set(states(asg).values()) == {"InService"}
