@@ -14,12 +14,14 @@ import time
 
 import test_alb_canary_dataplane as canary
 from conftest import ansible_playbook
+from dataplane import KeepAliveLoad
 from dataplane import get
 from test_aws_infra import WRITE_VERBS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "emulator")
 NAME = "web-emulator"  # bluegreen_app-bluegreen_env of inventories/emulator
+LOAD_LIMIT = 1200  # seconds: the load stops then whatever happens (bounded by the playbook runs here)
 # What site.yml's AWS play sets, around one entry point of the role (playbooks/deploy.yml and rollback.yml include
 # these for the alb strategy).
 ENTRY = """\
@@ -116,8 +118,7 @@ def test_inputs_are_refused_before_any_write(emulator, tmp_path):
 
 
 def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch):
-    monkeypatch.setattr(canary, "CLIENT_LIMIT", 1200)  # the load is bounded by the playbook runs here
-    monkeypatch.setattr(canary, "CLIENTS", 2)
+    monkeypatch.setattr(canary, "CLIENT_LIMIT", LOAD_LIMIT)  # the watcher's bound
     elb = emulator.client("elbv2")
 
     # 1. provision + first release: the live fleet (blue: the listener forwards to it) comes up with v1
@@ -131,7 +132,7 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
 
     # 2. v2 without provisioning, through the canary, under load
     with (
-        canary.Load(listener["local_port"]) as load,
+        KeepAliveLoad(listener["local_port"], clients=2, limit=LOAD_LIMIT) as load,
         canary.Watcher(emulator, listener["listener_arn"], green) as watcher,
     ):
         rc, results, report = play(emulator, tmp_path, None, "-e", "release_version=v2", entry="deploy")
@@ -145,17 +146,17 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     # the previous fleet is kept (alb_release_keep_previous_fleet in the emulator inventory) for the rollback
     assert fleets(emulator) == {NAME: ("1", 2), f"{NAME}-green": ("2", 2)}, fleets(emulator)
     records = list(load.records)
-    bad = [r for r in records if r[1] != 200]
+    bad = [r for r in records if r[2] != 200]
     print(f"canary: {len(bad)} failed of {len(records)} requests")
     assert not bad, bad[:5]
     for weight, low, high in ((10, 1, 30), (50, 25, 75)):
         start, stop = watcher.window(weight)
-        answered = [r[2] for r in records if start <= r[0] <= stop]
+        answered = [r[3] for r in records if start <= r[0] <= stop]
         share = 100.0 * answered.count("v2") / max(len(answered), 1)
         print(f"green at {weight}%: {share:.1f}% of {len(answered)} requests answered by v2")
         assert len(answered) >= 30 and set(answered) <= {"v1", "v2"} and low <= share <= high, (weight, share)
     at_100 = watcher.window(100)[0]
-    after = [r[2] for r in records if r[0] > at_100]
+    after = [r[3] for r in records if r[0] > at_100]
     assert after and set(after) == {"v2"}, set(after)
 
     # 3. the same version again: nothing changes, nothing is written (no lock, no record: no release happened)
@@ -165,7 +166,7 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     assert not writes(emulator), writes(emulator)
 
     # 4. rollback under load: all traffic back on v1 at once, verified on the listener and through it
-    with canary.Load(listener["local_port"]) as load:
+    with KeepAliveLoad(listener["local_port"], clients=2, limit=LOAD_LIMIT) as load:
         started = time.monotonic()
         rc, results, report = play(emulator, tmp_path, None, entry="rollback")
         took = time.monotonic() - started
@@ -178,12 +179,12 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     assert back["weights"] == {NAME: 100, f"{NAME}-green": 0}, back
     switched = [e["t"] for e in back["timeline"] if e["event"] == "done"][0]
     records = list(load.records)
-    bad = [r for r in records if r[1] != 200]
+    bad = [r for r in records if r[2] != 200]
     print(
         f"rollback: playbook {took:.1f} s, weights moved {switched:.2f} s after the switch started; "
         f"{len(bad)} failed of {len(records)} requests"
     )
     assert not bad, bad[:5]
     assert results["Verify on the listener that all traffic is on the previous fleet"]["weights"][NAME] == 100
-    after = [r[2] for r in records if r[0] > end]
+    after = [r[3] for r in records if r[0] > end]
     assert after and set(after) == {"v1"}, set(after)

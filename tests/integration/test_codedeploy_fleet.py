@@ -9,6 +9,7 @@ import json
 import textwrap
 
 import pytest
+from cdfleet import APP_PORT
 from conftest import run_playbook
 
 # Not UpdateAutoScalingGroup: amazon.aws.autoscaling_group sends it on every run, then reports changed only when
@@ -28,7 +29,8 @@ def prerequisites(emulator):
     ec2, elb, iam = (emulator.client(s) for s in ("ec2", "elbv2", "iam"))
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{emulator.region}a")["Subnet"]
-    elb.create_target_group(Name="web-tg", Protocol="HTTP", Port=80, VpcId=vpc)
+    # the port the revisions' app answers on: CodeDeploy's AllowTraffic waits for green to pass its health checks
+    elb.create_target_group(Name="web-tg", Protocol="HTTP", Port=APP_PORT, VpcId=vpc)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.create_launch_template(
         LaunchTemplateName="web-lt",

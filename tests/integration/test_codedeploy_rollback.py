@@ -11,7 +11,7 @@ the slow part (test_aws_infra covers it in depth).
 import json
 import time
 
-from test_alb_canary_dataplane import Load
+from dataplane import KeepAliveLoad
 from test_aws_infra import account  # noqa: F401  # pylint: disable=unused-import
 from test_aws_infra import failures
 from test_aws_infra import run
@@ -40,17 +40,14 @@ def served(records, since):
     """(versions answered, failed requests) of the load's requests started at or after ``since``."""
     answered = [r for r in records if r[0] >= since]
     versions = {}
-    for _started, status, version in answered:
-        if status == 200:
-            versions[version] = versions.get(version, 0) + 1
-    return versions, [r for r in answered if r[1] != 200]
+    for version in [r[3] for r in answered if r[2] == 200]:
+        versions[version] = versions.get(version, 0) + 1
+    return versions, [r for r in answered if r[2] != 200]
 
 
 def load_on(listener):
     """Clients sending GET /version through the emulated ALB's listener, for at most LOAD_LIMIT seconds."""
-    load = Load(listener["local_port"])
-    load.deadline = time.monotonic() + LOAD_LIMIT
-    return load
+    return KeepAliveLoad(listener["local_port"], clients=2, limit=LOAD_LIMIT)
 
 
 def history(s3, bucket):
