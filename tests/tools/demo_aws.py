@@ -30,8 +30,11 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 DEMO_DIR = os.path.join(ROOT, ".build", "demo-aws")
-V3_FAILS_AFTER = 15  # seconds the broken v3 answers before it fails (the demo app's --fail-after)
-V3_BAKE = 40  # seconds of bake gates for v3: it breaks while they watch (inventories/emulator bakes 5 s)
+V3_FAILS_AFTER = 10  # seconds the broken v3 answers before it fails (the demo app's --fail-after)
+V3_BAKE = 25  # seconds of bake gates for v3: it breaks while they watch (inventories/emulator bakes 5 s)
+# The deployment group's termination wait in AWS minutes: 30 s at the emulator's 100x, long enough for v3's bake (the
+# bake runs while the original instances wait; inventories/emulator's 1 minute is 0.6 s here)
+TERMINATION_WAIT_MINUTES = 50
 CLIENT_LIMIT = 900  # seconds: the client stops by itself after this, whatever happens to the demo
 
 
@@ -228,7 +231,10 @@ def back_after_failures(answers, version):
 def run_steps(steps):
     cd = ["-e", "bluegreen_strategy=codedeploy"]
     if steps.run(
-        "1. codedeploy: provision an empty account and release v1", "site.yml", cd + ["-e", "release_version=v1"], "v1"
+        "1. codedeploy: provision an empty account and release v1",
+        "site.yml",
+        cd + ["-e", "release_version=v1", "-e", f"aws_infra_termination_wait_minutes={TERMINATION_WAIT_MINUTES}"],
+        "v1",
     ):
         return
     client = steps.client_on(seen=[])
