@@ -88,6 +88,11 @@ def writes(emulator):
     return {op: n for op, n in emulator.calls().items() if op.split(".", 1)[1].startswith(WRITE_VERBS)}
 
 
+def instances(emulator, group):
+    found = emulator.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])
+    return found["AutoScalingGroups"][0]["Instances"]
+
+
 def fleets(emulator):
     found = emulator.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
     return {g["AutoScalingGroupName"]: (g["LaunchTemplate"]["Version"], g["DesiredCapacity"]) for g in found}
@@ -188,3 +193,23 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     assert results["Verify on the listener that all traffic is on the previous fleet"]["weights"][NAME] == 100
     after = [r[3] for r in records if r[0] > end]
     assert after and set(after) == {"v1"}, set(after)
+
+    # 5. playbooks/lifecycle.yml (seed 000, challenge 4): a scale-out of the live fleet behind a launch hook waits in
+    # Pending:Wait; the instance is continued once its own health check answers (its user-data runs the release)
+    asg = emulator.client("autoscaling")
+    asg.put_lifecycle_hook(
+        AutoScalingGroupName=NAME,
+        LifecycleHookName="warm-up",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout=3600,
+        DefaultResult="ABANDON",
+    )
+    asg.set_desired_capacity(AutoScalingGroupName=NAME, DesiredCapacity=3)
+    (waiting,) = [i["InstanceId"] for i in instances(emulator, NAME) if i["LifecycleState"] == "Pending:Wait"]
+    rc, results, report = play(emulator, tmp_path, "lifecycle.yml", "-e", json.dumps({"lifecycle_groups": [NAME]}))
+    assert rc == 0, failed(report)
+    (released,) = results["Continue each healthy instance waiting in Pending:Wait"]["results"]
+    waited = [i for i in released["instances"] if i["lifecycle_state"] == "Pending:Wait"]
+    acted = {i["instance_id"]: (i["action"], i["result"], i["gate"]["verdict"]) for i in waited}
+    assert acted == {waiting: ("completed", "CONTINUE", "pass")}, released["instances"]
+    assert {i["InstanceId"]: i["LifecycleState"] for i in instances(emulator, NAME)}[waiting] == "InService"

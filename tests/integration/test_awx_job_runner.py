@@ -4,13 +4,16 @@ dir, the template's inventory and the survey's answers as extra vars; the test r
 HAProxy and app slots."""
 
 import datetime
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.request
 
 import ansible_runner
 import yaml
+from conftest import REGION
 from dataplane import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,19 +28,20 @@ def template(name):
     return found
 
 
-def job(tmp_path, name, host, survey, **more):
-    """One job: the template's playbook, the survey answers and the host settings as extra vars."""
+def job(tmp_path, name, host, survey, template_name="bluegreen deploy dev", envvars=None, **more):
+    """One job of a template: its playbook, the survey answers and the host settings as extra vars."""
     events = []
     (tmp_path / f"job-{name}").mkdir()
     runner = ansible_runner.run(
         private_data_dir=str(tmp_path / f"job-{name}"),
         project_dir=ROOT,
-        playbook=template("bluegreen deploy dev")["playbook"],
+        playbook=template(template_name)["playbook"],
         inventory=INVENTORY,
         extravars=dict(host, **survey, **more),
         envvars={
             "ANSIBLE_COLLECTIONS_PATH": os.environ["ANSIBLE_COLLECTIONS_PATH"],
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            **(envvars or {}),
         },
         event_handler=lambda event: events.append(event) or True,
         quiet=True,
@@ -116,3 +120,80 @@ def test_deploy_template_success_and_rolled_back_failure_as_job_events(tmp_path,
     assert said
     (stats,) = [e for e in failed_events if e["event"] == "playbook_on_stats"]
     assert stats["event_data"]["failures"] == {"localhost": 1}
+
+
+def survey_of(name):
+    return [q["variable"] for q in template(name)["survey_spec"]["spec"]]
+
+
+def test_rollback_unlock_abort_and_promote_templates_as_job_events(tmp_path, monkeypatch, emulator):
+    """The other templates' playbooks as AWX jobs, with the deploy lock and history in the emulator's S3: rollback
+    returns to v1, unlock with nothing locked says so, abort with nothing running fails naming why, and promote
+    releases dev's last good version to stage."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="release-state", CreateBucketConfiguration={"LocationConstraint": REGION})
+    base = tmp_path / "host"
+    host = {
+        "local_bluegreen_base_dir": str(base),
+        "local_bluegreen_listen_port": free_port(),
+        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
+        "local_bluegreen_gate_interval": 0.2,
+        "local_bluegreen_steps": [{"weight": 100}],
+        "release_record_report_dir": str(tmp_path / "reports"),
+        # the templates' extra_vars (bluegreen_awx_release_bucket / _region) and the environment's inventory
+        "release_bucket": "release-state",
+        "release_region": REGION,
+        "release_endpoint_url": emulator.url,
+        "release_application": "web",
+    }
+    aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    dev = {"release_environment": "dev"}
+    # each survey asks exactly what the job below answers
+    assert survey_of("bluegreen rollback dev") == ["release_version"]
+    assert (
+        set(survey_of("bluegreen abort dev"))
+        == set(survey_of("bluegreen unlock dev"))
+        == {
+            "release_reason",
+            "release_version",
+        }
+    )
+    assert survey_of("bluegreen promote dev to stage") == ["promote_version"]
+    runs = {}
+    try:
+        for version in ("v1", "v2"):
+            runs[version] = job(tmp_path, version, host, {"release_version": version}, envvars=aws, **dev)
+        runs["rollback"] = job(tmp_path, "rollback", host, {}, "bluegreen rollback dev", aws, **dev)
+        served_after_rollback = get_version(host)
+        reason = {"release_reason": "AWX job 12 killed"}
+        runs["unlock"] = job(tmp_path, "unlock", host, reason, "bluegreen unlock dev", aws, **dev)
+        runs["abort"] = job(tmp_path, "abort", host, reason, "bluegreen abort dev", aws, **dev)
+        # the promote template's extra_vars name its source; the target environment is its inventory's
+        promote = {"promote_version": "v2", "release_source_environment": "dev", "release_environment": "stage"}
+        runs["promote"] = job(tmp_path, "promote", host, promote, "bluegreen promote dev to stage", aws)
+        served_after_promote = get_version(host)
+    finally:
+        for pidfile in (base / "run").glob("*.pid"):
+            subprocess.run([sys.executable, SVC, "stop", pidfile.stem, "--dir", str(base / "run")], check=False)
+    for name in ("v1", "v2", "rollback", "unlock", "promote"):
+        runner, events = runs[name]
+        assert runner.status == "successful", (name, runner.stdout.read())
+        (stats,) = [e for e in events if e["event"] == "playbook_on_stats"]
+        assert stats["event_data"]["failures"] == {}, name
+    assert served_after_rollback == "v1"
+    said = task_event(runs["unlock"][1], "runner_on_ok", "Say what was removed")
+    assert said["event_data"]["res"]["msg"] == "no lock was held"
+    runner, events = runs["abort"]
+    assert runner.status == "failed"
+    refused = task_event(events, "runner_on_failed", "Mark the release aborted")
+    assert "nothing to abort" in refused["event_data"]["res"]["msg"]
+    assert served_after_promote == "v2"
+    listed = s3.list_objects_v2(Bucket="release-state", Prefix="bluegreen/web/stage/history/")["Contents"]
+    (record,) = [json.loads(s3.get_object(Bucket="release-state", Key=o["Key"])["Body"].read()) for o in listed]
+    assert (record["version"], record["result"]) == ("v2", "success"), record
+
+
+def get_version(host):
+    with urllib.request.urlopen(f"http://127.0.0.1:{host['local_bluegreen_listen_port']}/version", timeout=5) as r:
+        return json.load(r)["version"]
