@@ -9,12 +9,12 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 
 import ansible_runner
 import yaml
 from conftest import REGION
 from dataplane import free_port
+from dataplane import get
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
@@ -195,5 +195,6 @@ def test_rollback_unlock_abort_and_promote_templates_as_job_events(tmp_path, mon
 
 
 def get_version(host):
-    with urllib.request.urlopen(f"http://127.0.0.1:{host['local_bluegreen_listen_port']}/version", timeout=5) as r:
-        return json.load(r)["version"]
+    status, body = get(f"http://127.0.0.1:{host['local_bluegreen_listen_port']}/version")
+    assert status == 200, (status, body)
+    return json.loads(body)["version"]
