@@ -30,17 +30,26 @@ class TagError(Exception):
     pass
 
 
-def check_input(digest, tags):
-    """Errors naming the parameter, before any AWS call."""
+def check_digest(digest):
     if not DIGEST.match(digest or ""):
         raise TagError(f"image_digest {digest!r} is not an image digest: give sha256: and 64 lowercase hex digits")
+
+
+def check_tag(tag, parameter):
+    if not TAG.match(tag or ""):
+        raise TagError(
+            f"{parameter}: {tag!r} is not a valid image tag "
+            "(letters, digits, _ . -; up to 128; not starting with . or -)"
+        )
+
+
+def check_input(digest, tags):
+    """Errors naming the parameter, before any AWS call."""
+    check_digest(digest)
     if not tags:
         raise TagError("tags is empty: give at least one tag, for example the version and <env>-current")
     for tag in tags:
-        if not TAG.match(tag):
-            raise TagError(
-                f"tags: {tag!r} is not a valid image tag (letters, digits, _ . -; up to 128; not starting with . or -)"
-            )
+        check_tag(tag, "tags")
 
 
 def tag_is_immutable(repository, tag):
@@ -54,14 +63,21 @@ def tag_is_immutable(repository, tag):
     return immutable
 
 
-def tag_digest(client, repository, tag, ids, call):
-    """The digest ``tag`` names now, or None."""
+def find_image(client, repository, tag=None, digest=None, registry_id=None, **call):
+    """DescribeImages' entry of the image ``tag`` (or ``digest``) names in ``repository``; None if it holds none."""
+    ids = dict(registryId=registry_id) if registry_id else {}
+    image_id = {"imageDigest": digest} if digest else {"imageTag": tag}
     try:
-        found = client.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}], **ids, **call)
+        found = client.describe_images(repositoryName=repository, imageIds=[image_id], **ids, **call)
     except client.exceptions.ImageNotFoundException:
         return None
-    details = found.get("imageDetails") or [{}]
-    return details[0].get("imageDigest")
+    return (found.get("imageDetails") or [None])[0]
+
+
+def tag_digest(client, repository, tag, ids, call):
+    """The digest ``tag`` names now, or None."""
+    image = find_image(client, repository, tag=tag, registry_id=ids.get("registryId"), **call)
+    return (image or {}).get("imageDigest")
 
 
 def plan_tags(client, repository, digest, tags, registry_id=None, **call):

@@ -41,6 +41,21 @@ ROLE_VARS = {
 }
 
 
+def image_manifest(version):
+    """An OCI image manifest whose org.opencontainers.image.version annotation is ``version``: pushed to the emulated
+    ECR (PutImage), its digest runs the demo app at ``version`` in the stand-in engine (docs/emulator.md)."""
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64},
+            "layers": [],
+            "annotations": {"org.opencontainers.image.version": version},
+        },
+        sort_keys=True,
+    )
+
+
 def _inputs_digest():
     """What the bundles are made of: the appspec role, the zip code, the settings above."""
     digest = hashlib.sha256(json.dumps([BUNDLES, ROLE_VARS], sort_keys=True).encode())

@@ -511,3 +511,37 @@ def test_hostile_values_reach_the_scripts_as_literal_words_and_the_bundle_is_she
     proc = subprocess.run(["shellcheck", "-x", "-s", "bash", *scripts], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and len(scripts) == 6, proc.stdout
     assert all("set -euo pipefail\n" in open(p).read() for p in scripts)
+
+
+def test_a_secret_named_by_its_deployment_group_is_read_in_that_group_only(tmp_path, instance, secret_store):
+    """{deployment_group} keeps the bundle the same in every environment (promote.yml needs the same sha256); the
+    instance reads the secret of the group deploying it, and the instance role may read that group's only."""
+    secrets = [{"name": "DB_PASSWORD", "ssm_parameter": "/web/{deployment_group}/db-password"}]
+    with fake_imds() as endpoint:
+        settings = instance.settings("1.0.0", appspec_imds_endpoint=endpoint, appspec_secrets=secrets)
+        rc, results, unused_report = render(
+            tmp_path,
+            instance.bundle,
+            appspec_deployment_group="prod",
+            appspec_iam_region="eu-west-1",
+            appspec_iam_account_id="123456789012",
+            **settings,
+        )
+        assert rc == 0, results
+        (statement,) = results["iam"]["appspec_secrets_iam_statements"]
+        assert statement["Resource"] == ["arn:aws:ssm:eu-west-1:123456789012:parameter/web/prod/db-password"]
+        release = (instance.bundle / "scripts" / "release.env").read_text()
+        assert "APP_SECRET_IDS=('/web/{deployment_group}/db-password')" in release, release
+
+        # no deployment group: refused, naming the placeholder; the deployment group prod: its secret is read
+        refused = instance.hook("ApplicationStart", secret_store)
+        assert refused.returncode != 0 and "names {deployment_group}" in refused.stderr, refused.stderr
+        done, stderr = instance.deploy(dict(secret_store, DEPLOYMENT_GROUP_NAME="prod"))
+    assert done == [(e, 0) for e in ORDER], stderr
+    inspect = subprocess.run(
+        ["podman", "container", "inspect", "--format", "{{json .Config.Env}}", instance.name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"DB_PASSWORD={DB_PASSWORD}" in json.loads(inspect.stdout)

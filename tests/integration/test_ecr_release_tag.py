@@ -220,3 +220,36 @@ def test_a_tag_ecr_refuses_is_recorded_and_warned_but_the_release_stays_a_succes
     last = results["history"]["last_good"]
     assert last["result"] == "success" and "IMMUTABLE_WITH_EXCLUSION" in last["extra"]["release_tags_error"]
     assert ecr.tags()["prod-current"] == v1 and "T-2-web-20260102000000" not in ecr.tags()
+
+
+def test_ecr_image_info_resolves_a_tag_and_finds_a_digest_only_where_it_was_pushed(emulator, ecr, tmp_path):
+    ecr.repository()
+    v1 = ecr.push(1, "v1")
+    emulator.client("ecr").create_repository(repositoryName="other")
+
+    def info(name, **options):
+        return f"""\
+- name: {name}
+  bluegreen.aws.ecr_image_info: {json.dumps(options)}
+  register: out
+  ignore_errors: true
+"""
+
+    tasks = (
+        info("tag", repository=REPO, image_tag="v1")
+        + info("digest", repository=REPO, image_digest=v1)
+        + info("elsewhere", repository="other", image_digest=v1)
+        + info("no repository", repository="nowhere", image_tag="v1")
+        + info("untagged", repository=REPO, image_tag="v2")
+        + info("bad digest", repository=REPO, image_digest="sha256:abc")
+    )
+    rc, results, unused_report = run_playbook(tasks, emulator.endpoint, tmp_path)
+    assert results["tag"]["exists"] and results["tag"]["image_digest"] == v1 and results["tag"]["image_tags"] == ["v1"]
+    assert results["digest"]["exists"] and results["digest"]["image_digest"] == v1
+    assert results["elsewhere"]["repository_exists"] and not results["elsewhere"]["exists"]
+    assert not results["no repository"]["repository_exists"] and not results["no repository"]["exists"]
+    assert not results["untagged"]["exists"] and results["untagged"]["image_digest"] == ""
+    assert results["bad digest"]["failed"] and "image_digest 'sha256:abc' is not an image digest" in (
+        results["bad digest"]["msg"]
+    )
+    assert not any(results[name].get("changed") for name in results)

@@ -32,6 +32,7 @@ import sys
 import threading
 import zipfile
 
+from bgemu import ecr
 from bgemu import instances
 from bgemu.clock import CLOCK
 
@@ -200,7 +201,7 @@ def install(instance_id, deployment):
 
 
 # -- scripts ------------------------------------------------------------------------------------------------
-def run_scripts(instance_id, event, deployment, revision):
+def run_scripts(instance_id, event, deployment, revision, account):
     """Run ``revision``'s scripts for ``event`` (revision: {"archive", "appspec", "key"}); returns an Outcome.
 
     A hook fault (admin call) for this event and the S3 key of the revision whose scripts run replaces each script
@@ -221,6 +222,7 @@ def run_scripts(instance_id, event, deployment, revision):
         "DEPLOYMENT_GROUP_ID": deployment["group_id"],
         "BGEMU_DEMO_APP": DEMO_APP,
         "BGEMU_PYTHON": sys.executable,
+        **ecr.images_env(account),
     }
     for script in hooks:
         location = script["location"]
@@ -339,7 +341,7 @@ def run_event(instance_id, event, deployment, account, previous_only=False):
             if previous_only or event in PREVIOUS:
                 return Outcome("Succeeded")  # no revision on the instance: no scripts
             return Outcome("Failed", _unknown("the revision was not downloaded"))
-        return run_scripts(instance_id, event, deployment, revision)
+        return run_scripts(instance_id, event, deployment, revision, account)
     except Exception as e:  # noqa: BLE001 - the agent reports every error as the event's failure
         return Outcome("Failed", _unknown(str(e)))
 

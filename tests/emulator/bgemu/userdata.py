@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 
+from bgemu import ecr
 from bgemu import instances
 from bgemu.agent import DEMO_APP
 from bgemu.agent import ENGINE_DIR
@@ -55,6 +56,7 @@ def start(instance, machine):
         "BG_USERDATA_ONLINE": "0",
         "BGEMU_DEMO_APP": DEMO_APP,
         "BGEMU_PYTHON": sys.executable,
+        **ecr.images_env(instance.ec2_backend.account_id),
     }
     proc = instances.spawn(
         instance.id,

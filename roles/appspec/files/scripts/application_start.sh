@@ -21,8 +21,14 @@ if [ "${#APP_SECRET_NAMES[@]}" -gt 0 ]; then
   secret_region=$(region)
   for i in "${!APP_SECRET_NAMES[@]}"; do
     name=${APP_SECRET_NAMES[$i]}
-    secrets[$name]=$(secret_value "$secret_region" "${APP_SECRET_SOURCES[$i]}" "${APP_SECRET_IDS[$i]}") ||
-      die "cannot read secret $name from ${APP_SECRET_SOURCES[$i]} ${APP_SECRET_IDS[$i]} in $secret_region"
+    # {deployment_group}: the CodeDeploy deployment group this instance is deployed by (one bundle, every environment)
+    id=${APP_SECRET_IDS[$i]}
+    if [[ $id == *"{deployment_group}"* ]]; then
+      [ -n "${DEPLOYMENT_GROUP_NAME:-}" ] || die "secret $name ($id) names {deployment_group}, but DEPLOYMENT_GROUP_NAME is not set"
+      id=${id//"{deployment_group}"/$DEPLOYMENT_GROUP_NAME}
+    fi
+    secrets[$name]=$(secret_value "$secret_region" "${APP_SECRET_SOURCES[$i]}" "$id") ||
+      die "cannot read secret $name from ${APP_SECRET_SOURCES[$i]} $id in $secret_region"
     secret_args+=(--env "$name")
   done
   log "read ${#APP_SECRET_NAMES[@]} secret(s) in $secret_region: ${APP_SECRET_NAMES[*]}"

@@ -4,7 +4,10 @@ emulator's CodeDeploy agent inside an instance (its network and mount namespaces
 
   image  <registry>/<repository>:<tag>  ->  demo_app.py --version <tag>; a tag ending in "-broken" adds --fail
          (/health answers 503, / answers 500), one ending in "-fail-after-<N>" adds --fail-after N (healthy for N
-         seconds, then broken); a digest ref -> version "sha256:<first 12 hex>"
+         seconds, then broken); a digest ref <repository>@sha256:<hex> -> the version its manifest's
+         org.opencontainers.image.version annotation names (else "sha256:<first 12 hex>"), from the emulated ECR
+         images the agent passes in $BGEMU_ECR_IMAGES; a digest that repository does not hold fails to pull
+         ("manifest unknown"), as a registry answers
   run    -d/--detach --name N -p/--publish [ip:]host:container --env-file F -e/--env K[=V] -v/--volume
          --restart P --ulimit ... IMAGE [ARGS...]: listens on the published host port (first -p; none: 8080) of the
          instance; ARGS are appended to the demo app's (the image's entrypoint is demo_app.py);
@@ -70,12 +73,30 @@ def status(container):
     return "running" if alive(container) else "exited"
 
 
+def repository_of(image):
+    """The repository of an image reference without its registry (docker's rule: a first component with "." or ":"
+    or "localhost" names a registry), tag and digest."""
+    name = image.split("@", 1)[0]
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    last = parts[-1].split(":", 1)[0]
+    return "/".join(parts[:-1] + [last])
+
+
+def digest_version(image):
+    """The version of a digest reference, from the emulated ECR's images; None when the repository lacks it."""
+    known = json.loads(os.environ.get("BGEMU_ECR_IMAGES") or "{}")
+    return known.get(f"{repository_of(image)}@{image.split('@', 1)[1]}")
+
+
 def image_version(image):
     """(version, extra demo app flags) of an image reference."""
     ref = image.rsplit("/", 1)[-1]
     if "@" in ref:
-        return ref.split("@", 1)[1][:19], []
-    tag = ref.rsplit(":", 1)[1] if ":" in ref else "latest"
+        tag = digest_version(image) or ref.split("@", 1)[1][:19]
+    else:
+        tag = ref.rsplit(":", 1)[1] if ":" in ref else "latest"
     if tag.endswith("-broken"):
         return tag, ["--fail"]
     match = re.search(r"-fail-after-([0-9]+)$", tag)
@@ -93,6 +114,8 @@ def images():
 
 def cmd_pull(args):
     image = [a for a in args if not a.startswith("-")][0]
+    if "@" in image and digest_version(image) is None:
+        fail(f"manifest for {image} not found: manifest unknown: the repository has no image with that digest")
     os.makedirs(STATE, exist_ok=True)
     known = images()
     if image not in known:
