@@ -6,12 +6,20 @@ wait. rollback.yml during that wait stops the deployment with rollback: every re
 history records a rollback to v1 and v2 as rolled back, the lock is released. Then v3 (deploy.yml, followed through
 its termination wait) and rollback.yml after it: v1 is deployed again (a deployment). One test: the provisioning is
 the slow part (test_aws_infra covers it in depth).
+
+Then promote.yml releases to a second environment, prod, exactly the artifact this one ran: v1's image was pushed to
+ECR first, so its releases pinned the digest (the image's manifest says version v1, and the emulator's engine runs what
+a digest names, docs/emulator.md); prod, pulling from the same repository, gets that digest and a bundle with the same
+sha256. promote.yml refuses, before any lock or write: the rolled-back v2, a release that ran an unpinned tag, a bundle
+rendered differently for prod, a digest prod's repository does not hold.
 """
 
 import json
 import time
 
+from cdfleet import image_manifest
 from dataplane import KeepAliveLoad
+from dataplane import get
 from test_aws_infra import account  # noqa: F401  # pylint: disable=unused-import
 from test_aws_infra import failures
 from test_aws_infra import run
@@ -58,8 +66,27 @@ def history(s3, bucket):
     ]
 
 
+def answering(emulator, load_balancer, timeout=30.0):
+    """The version the listener of ``load_balancer`` answers with."""
+    (listener,) = [e for e in emulator.admin("listeners") if e["load_balancer_name"] == load_balancer]
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = get(f"http://127.0.0.1:{listener['local_port']}/version")
+        if status == 200:
+            return json.loads(body)["version"]
+        assert time.monotonic() < deadline, (status, body)
+        time.sleep(0.2)
+
+
 def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(account):  # noqa: F811
     s3, cd = account.client("s3"), account.client("codedeploy")
+    # v1's image in the environment's repository (aws_infra_ecr_repository's default, <app>-<env>): its releases pin it
+    ecr = account.client("ecr")
+    ecr.create_repository(
+        repositoryName=NAME, imageTagMutability="IMMUTABLE", imageScanningConfiguration={"scanOnPush": True}
+    )
+    pushed = ecr.put_image(repositoryName=NAME, imageManifest=image_manifest("v1"), imageTag="v1")["image"]
+    digest = pushed["imageId"]["imageDigest"]
     started = time.monotonic()
     rc, results, unused_report = run("site.yml", account, "-e", "release_version=v1")
     assert rc == 0, failures(results)
@@ -154,3 +181,64 @@ def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(acc
     assert set(versions_after) == {"v1"} and not failed_after, (versions_after, failed_after[:5])
     last = history(s3, bucket)[-1]
     assert (last["version"], last["from_version"], last["extra"]["operation"]) == ("v1", "v3", "rollback"), last
+
+    promote_to_prod(account, s3, bucket, digest)
+
+
+def promote_to_prod(account, s3, bucket, digest):  # noqa: F811 - account is the fixture passed on
+    """promote.yml from this environment (emulator) to prod, which pulls from the same repository."""
+    shared = ["-e", f"aws_infra_ecr_repository={NAME}"]
+    prod_bucket = f"{APP}-prod-artifacts-123456789012"
+
+    def promote(*args):
+        return run("promote.yml", account, "-e", "bluegreen_env=prod", "-e", f"release_source_environment={ENV}", *args)
+
+    records = history(s3, bucket)
+    (v1,) = [r for r in records if r["version"] == "v1" and r["extra"].get("operation") == "deploy"]
+    assert v1["artifacts"]["image_digest"] == digest, v1  # pinned at release time
+    # a release that ran its image by tag (not in ECR then): nothing says which image it ran
+    unpinned = dict(v1, version="v0", release_id="r-unpinned", artifacts=dict(v1["artifacts"], image_digest=""))
+    s3.put_object(Bucket=bucket, Key=STATE + "history/20000101000000-v0.json", Body=json.dumps(unpinned))
+
+    account.admin("calls", "DELETE")
+    rc, results, unused_report = promote("-e", "promote_version=v2", *shared)
+    refused = results["Refuse a requested version that did not succeed in the source"]["msg"]
+    assert rc != 0 and f"v2 ended rolled_back in {ENV}" in refused, failures(results)
+    rc, results, unused_report = promote("-e", "promote_version=v0", *shared)
+    refused = results["Refuse, on AWS, a release whose artifact is not identified by content"]["msg"]
+    assert rc != 0 and f"v0 in {ENV} ran its image by tag, unpinned" in refused, failures(results)
+    assert not writes(account.calls()), writes(account.calls())
+
+    step = time.monotonic()
+    rc, results, unused_report = run(
+        "provision.yml", account, "-e", "bluegreen_env=prod", "-e", "release_version=v1", *shared
+    )
+    assert rc == 0, failures(results)
+    print(f"prod: provision.yml {time.monotonic() - step:.1f}s")
+
+    # prod rendering a bundle of its own (a plain setting only prod has), or pulling from a repository of its own
+    # that lacks the image: refused before the lock, nothing written
+    account.admin("calls", "DELETE")
+    rc, results, unused_report = promote("-e", "promote_version=v1", "-e", '{"appspec_env": {"MODE": "prod"}}', *shared)
+    refused = failures(results)
+    wanted = "not " + v1["artifacts"]["bundle_sha256"]
+    assert rc != 0 and any(wanted in (m or "") for m in refused.values()), refused
+    rc, results, unused_report = promote("-e", "promote_version=v1", "-e", "aws_infra_ecr_repository=web-prod")
+    refused = failures(results)
+    assert rc != 0 and any("ECR repository web-prod does not exist" in (m or "") for m in refused.values()), refused
+    assert not writes(account.calls()), writes(account.calls())
+
+    step = time.monotonic()
+    rc, results, unused_report = promote("-e", "promote_version=v1", *shared)
+    assert rc == 0, failures(results)
+    print(f"prod: promote.yml {time.monotonic() - step:.1f}s")
+    said = results["Say what is promoted"]["msg"]
+    assert "promoting v1" in said and digest in said and v1["artifacts"]["bundle_sha256"] in said, said
+    (promoted,) = [
+        json.load(s3.get_object(Bucket=prod_bucket, Key=o["Key"])["Body"])
+        for o in s3.list_objects_v2(Bucket=prod_bucket, Prefix=f"bluegreen/{APP}/prod/history/").get("Contents", [])
+    ]
+    assert (promoted["version"], promoted["result"], promoted["extra"]["operation"]) == ("v1", "success", "promote")
+    assert promoted["artifacts"]["image_digest"] == digest and promoted["artifacts"]["promoted_from"] == ENV
+    assert promoted["artifacts"]["bundle_sha256"] == v1["artifacts"]["bundle_sha256"], promoted
+    assert answering(account, f"{APP}-prod") == "v1"  # prod's instances run the pinned image
