@@ -3,11 +3,13 @@
 - **Its own address**: a network namespace ``bgemu<block>-<instance id>`` joined to the host by a veth pair; the
   instance end has ``10.231.<block>.<4 n + 2>/30``, the host end ``.<4 n + 1>``.  DescribeInstances returns the
   instance end as ``PrivateIpAddress``; 127.0.0.1 inside the namespace is the instance's own loopback.
-- **Its own files**: a persistent mount namespace (bound to ``/run/bgemu/mnt/<block>-<instance id>``) where
-  ``/etc``, ``/opt``, ``/var``, ``/srv`` and ``/root`` are overlays of the host's directories (the instance's changes
-  go to ``/run/bgemu/inst/<block>-<instance id>``) and ``/tmp`` is a directory of its own.  What a hook script writes to
+- **Its own files**: a mount namespace, held by one idle process of the instance (its "holder"), where ``/etc``,
+  ``/opt``, ``/var``, ``/srv`` and ``/root`` are overlays of the host's directories (the instance's changes go to
+  ``/run/bgemu/inst/<block>-<instance id>``) and ``/tmp`` is a directory of its own.  What a hook script writes to
   ``/etc/<app>`` or ``/opt/codedeploy/<app>`` is seen by that instance only.
-- ``run``/``spawn`` execute a command inside both namespaces (``nsenter``).
+- ``run``/``spawn`` execute a command inside both namespaces, at the holder's root and working directory
+  (``nsenter -t <holder> --root --wd``): entering a mount namespace by its file would put the command at the
+  namespace's root mount, which is not the emulator's root when the emulator runs in a chroot.
 - Terminating the instance (moto's ``Instance.terminate``: scale-in, a group deleted, a rollback removing green),
   the emulator's reset and its shutdown kill every process that runs in the namespace and remove the namespaces,
   the veth pair and the instance's files.
@@ -65,12 +67,6 @@ def _ip(*args, check=True, stdin=None):
     return proc.stdout
 
 
-def _mounts_under(path):
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p == path or p.startswith(path + "/")]
-
-
 def _claim_block():
     """Claim a free /24 (flock held for the process's life) and clear what a dead holder left in it."""
     if STATE["block"] is not None:
@@ -86,23 +82,8 @@ def _claim_block():
             continue
         STATE["block"], STATE["lock_file"] = block, handle
         _clear_block(block)
-        _private_mount_dir()
         return block
     raise RuntimeError("bgemu: every address block of 10.231.0.0/16 is held by a running emulator")
-
-
-def _private_mount_dir():
-    """/run/bgemu/mnt holds mount-namespace bind mounts: it must be a private mount (as ip netns does /run/netns)."""
-    path = os.path.join(RUN, "mnt")
-    os.makedirs(path, exist_ok=True)
-    fd = os.open(os.path.join(RUN, "blocks", "mnt.lock"), os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if path not in _mounts_under(path):
-            subprocess.run(["mount", "--bind", path, path], check=True, timeout=10)
-            subprocess.run(["mount", "--make-private", path], check=True, timeout=10)
-    finally:
-        os.close(fd)
 
 
 def _clear_block(block):
@@ -112,21 +93,10 @@ def _clear_block(block):
         if name.startswith(tag):
             _kill_netns(name)
             _ip("netns", "del", name, check=False)
-    for point in _mounts_under(os.path.join(RUN, "mnt")):
-        if os.path.basename(point).startswith(f"{block}-"):
-            subprocess.run(["umount", "-l", point], check=False, timeout=10)
-            _remove(point)
     inst = os.path.join(RUN, "inst")
     for name in os.listdir(inst) if os.path.isdir(inst) else []:
         if name.startswith(f"{block}-"):
             shutil.rmtree(os.path.join(inst, name), ignore_errors=True)
-
-
-def _remove(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _pids_in(name):
@@ -179,7 +149,7 @@ class Machine:
         self.host_if = f"bge{block}h{slot}"
         self.host_ip = f"{PREFIX}.{block}.{4 * slot + 1}"
         self.ip = f"{PREFIX}.{block}.{4 * slot + 2}"
-        self.mnt = os.path.join(RUN, "mnt", self.key)
+        self.holder = None
         self.root = os.path.join(RUN, "inst", self.key)
 
     def create(self):
@@ -220,17 +190,24 @@ class Machine:
                 os.makedirs(inside, exist_ok=True)
                 mounts.append(f"mount --bind {path} {inside}")
         mounts.append(f"mount --rbind {tmp} /tmp")
-        with open(self.mnt, "w"):
-            pass
-        subprocess.run(
-            ["unshare", f"--mount={self.mnt}", "--propagation", "private", "sh", "-ec", " && ".join(mounts)],
-            check=True,
-            capture_output=True,
-            timeout=30,
+        # the holder: in the instance's network namespace (destroy kills it with the rest), a mount namespace of its
+        # own with the mounts above, at this process's root (a chroot's, if the emulator runs in one)
+        self.holder = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "--", "unshare", "--mount", "--propagation", "private"]
+            + ["sh", "-ec", " && ".join(mounts + ["echo ready", "exec tail -f /dev/null"])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            start_new_session=True,
         )
+        ready = self.holder.stdout.readline()
+        if ready.strip() != b"ready":
+            self.holder.kill()
+            raise RuntimeError(f"bgemu: the mounts of {self.instance_id} failed: {self.holder.stderr.read()[-500:]!r}")
 
     def command(self, argv):
-        return ["nsenter", f"--net=/run/netns/{self.netns}", f"--mount={self.mnt}", "--", *argv]
+        return ["nsenter", "-t", str(self.holder.pid), "--net", "--mount", "--root", "--wd", "--", *argv]
 
     def destroy(self):
         try:
@@ -239,8 +216,9 @@ class Machine:
             _ip("netns", "del", self.netns, check=False)
             if os.path.exists(f"/sys/class/net/{self.host_if}"):  # normally gone with its peer
                 _ip("link", "del", self.host_if, check=False)
-            subprocess.run(["umount", self.mnt], check=False, capture_output=True, timeout=10)
-            _remove(self.mnt)
+            if self.holder is not None:
+                self.holder.kill()
+                self.holder.wait(timeout=10)
             shutil.rmtree(self.root, ignore_errors=True)
 
 
