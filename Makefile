@@ -17,11 +17,12 @@ LINK := .build/collections/ansible_collections/bluegreen/aws
 # collection left there by an earlier run would hide what this checkout has. Keep theirs inside the checkout.
 ISOLATED := ANSIBLE_HOME=$(CURDIR)/.build/ansible-home ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections
 
-.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-aws demo-stop bench ee
+.PHONY: help deps images lint sanity targets molecule units integration test build clean demo demo-aws demo-local demo-stop bench ee
 
 help:
-	@echo "make demo         the local blue/green main job: v1, canary to v2, broken v3 rolled back, rollback"
-	@echo "make demo-aws     the AWS flow on the emulator: codedeploy v1, v2, broken v3, rollback; alb v1, canary v2, rollback"
+	@echo "make demo         the main job, the AWS flow on the emulator: codedeploy v1, v2, a broken v3 rolled back"
+	@echo "make demo-aws     all of it: codedeploy v1, v2, broken v3, rollback; alb v1, canary v2, rollback"
+	@echo "make demo-local   one host: HAProxy and two app slots; v1, canary to v2, broken v3 rolled back, rollback"
 	@echo "make test         lint, sanity, unit and integration tests (creates .venv, installs what it needs)"
 	@echo "make lint | sanity | targets | molecule | units | integration   one part"
 	@echo "make bench        failed requests per router and through the emulated ALB (canary, CodeDeploy blue/green), rollback latency, emulator start (prints tables)"
@@ -37,7 +38,13 @@ deps: $(STAMP)
 	tests/tools/ensure-apt.sh $(APT_PACKAGES)
 	mkdir -p $(dir $(LINK)) && ln -sfn $(CURDIR) $(LINK)
 
+# The main job on the embedded default, the local emulator (root: instances are network namespaces): an empty account
+# provisioned, v1 and v2 released with CodeDeploy blue/green, a broken v3 stopped by its gates and rolled back.
 demo: deps
+	$(BIN)/python tests/tools/demo_aws.py --main
+
+# One host, no AWS: HAProxy in front of two app slots (role local_bluegreen).
+demo-local: deps
 	tests/tools/demo.sh
 
 # The AWS release flow on the local emulator (root: instances are network namespaces); see tests/tools/demo_aws.py.

@@ -1,4 +1,4 @@
-"""`make demo` (tests/tools/demo.sh) with one of its ports held by another process (issue 16)."""
+"""`make demo-local` (tests/tools/demo.sh) with one of its ports held by another process (issue 16)."""
 
 import os
 import subprocess

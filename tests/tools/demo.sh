@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: the local blue/green main job on this machine, from a clean start.
+# make demo-local: the local blue/green main job on this machine, from a clean start.
 #   1. v1 comes up behind HAProxy;  2. v2 is released through canary steps with health gates;
 #   3. playbooks/rollback.yml returns all traffic to v1 at once;  4. a broken v3 is stopped by its gates
 #   and rolled back while v1 keeps serving.

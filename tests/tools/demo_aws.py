@@ -1,4 +1,5 @@
-"""make demo-aws: the AWS release flow on the local emulator, from an empty account, with real ansible-playbook runs.
+"""make demo / make demo-aws: the AWS release flow on the local emulator, from an empty account, with real
+ansible-playbook runs (make demo: steps 1 to 3, the main job; make demo-aws: all seven).
 
 The emulator (tests/emulator/bgemu: instances with their own addresses running the bundle's hook scripts and user-data,
 each ALB listener served by a real HAProxy) starts empty. Then, with inventories/emulator:
@@ -11,7 +12,8 @@ each ALB listener served by a real HAProxy) starts empty. Then, with inventories
 A bounded client sends keep-alive requests through the emulated ALB's listener the whole time; after every step the
 demo prints the versions that answered and the failed requests, and at the end a table of the steps.
 
-    python tests/tools/demo_aws.py [--keep]      (--keep: leave the emulator running; stop it with make demo-stop)
+    python tests/tools/demo_aws.py [--main] [--keep]
+      --main: steps 1 to 3 only (make demo); --keep: leave the emulator running (stop it with make demo-stop)
 """
 
 import argparse
@@ -138,6 +140,7 @@ def playbook(name, *args, log):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="leave the emulator running at the end")
+    parser.add_argument("--main", action="store_true", help="steps 1 to 3 only: codedeploy v1, v2, broken v3")
     args = parser.parse_args()
     os.makedirs(DEMO_DIR, exist_ok=True)
     os.environ.update(ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_PIPELINING="true")
@@ -153,7 +156,7 @@ def main():
         print(f"emulator on {url}; every playbook's output goes to {log_path}", flush=True)
         steps = Steps(url, log)
         try:
-            run_steps(steps)
+            run_steps(steps, main_only=args.main)
         finally:
             steps.stop()
             if not args.keep:
@@ -228,7 +231,7 @@ def back_after_failures(answers, version):
     return f"; {version} answered again {again - first:.1f} s after the first failed request" if again else ""
 
 
-def run_steps(steps):
+def run_steps(steps, main_only=False):
     cd = ["-e", "bluegreen_strategy=codedeploy"]
     if steps.run(
         "1. codedeploy: provision an empty account and release v1",
@@ -255,6 +258,8 @@ def run_steps(steps):
         rc_wanted=1,
         client=client,
     )
+    if main_only:
+        return
     steps.run(
         "4. codedeploy: rollback.yml, back to the release before v2 (a redeployment)",
         "rollback.yml",
