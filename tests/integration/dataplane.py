@@ -22,6 +22,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def local_host(tmp_path, **extra):
+    """The local strategy's host variables for a test: its files under tmp_path/host, proxy and slots on free ports,
+    fast gates, reports under tmp_path/reports; ``extra`` adds to them."""
+    return {
+        "local_bluegreen_base_dir": str(tmp_path / "host"),
+        "local_bluegreen_listen_port": free_port(),
+        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
+        "local_bluegreen_gate_interval": 0.2,
+        "release_record_report_dir": str(tmp_path / "reports"),
+        **extra,
+    }
+
+
 def wait_http(url, timeout=10.0, status=None):
     deadline = time.monotonic() + timeout
     while True:

@@ -13,8 +13,8 @@ import sys
 import ansible_runner
 import yaml
 from conftest import REGION
-from dataplane import free_port
 from dataplane import get
+from dataplane import local_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
@@ -63,13 +63,7 @@ def test_deploy_template_success_and_rolled_back_failure_as_job_events(tmp_path,
     # ansible-runner starts the ansible-playbook it finds on PATH: this venv's, as an EE has its own
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     base = tmp_path / "host"
-    host = {
-        "local_bluegreen_base_dir": str(base),
-        "local_bluegreen_listen_port": free_port(),
-        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
-        "local_bluegreen_gate_interval": 0.2,
-        "release_record_report_dir": str(tmp_path / "reports"),
-    }
+    host = local_host(tmp_path)
     try:
         first, unused = job(tmp_path, "v1", host, {"release_version": "v1", "release_environment": "dev"})
         assert first.status == "successful", first.stdout.read()
@@ -134,19 +128,15 @@ def test_rollback_unlock_abort_and_promote_templates_as_job_events(tmp_path, mon
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket="release-state", CreateBucketConfiguration={"LocationConstraint": REGION})
     base = tmp_path / "host"
-    host = {
-        "local_bluegreen_base_dir": str(base),
-        "local_bluegreen_listen_port": free_port(),
-        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
-        "local_bluegreen_gate_interval": 0.2,
-        "local_bluegreen_steps": [{"weight": 100}],
-        "release_record_report_dir": str(tmp_path / "reports"),
+    host = local_host(
+        tmp_path,
+        local_bluegreen_steps=[{"weight": 100}],
         # the templates' extra_vars (bluegreen_awx_release_bucket / _region) and the environment's inventory
-        "release_bucket": "release-state",
-        "release_region": REGION,
-        "release_endpoint_url": emulator.url,
-        "release_application": "web",
-    }
+        release_bucket="release-state",
+        release_region=REGION,
+        release_endpoint_url=emulator.url,
+        release_application="web",
+    )
     aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     dev = {"release_environment": "dev"}
     # each survey asks exactly what the job below answers

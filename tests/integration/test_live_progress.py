@@ -10,7 +10,7 @@ import sys
 from html.parser import HTMLParser
 
 from conftest import stream_playbook
-from dataplane import free_port
+from dataplane import local_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
@@ -26,13 +26,7 @@ def stream(extra, timeout=300, rc=0):
 
 def test_canary_steps_appear_while_the_task_runs_and_the_timeline_is_a_table(tmp_path):
     base = tmp_path / "host"
-    host = {
-        "local_bluegreen_base_dir": str(base),
-        "local_bluegreen_listen_port": free_port(),
-        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
-        "local_bluegreen_gate_interval": 0.2,
-        "release_record_report_dir": str(tmp_path / "reports"),
-    }
+    host = local_host(tmp_path)
     try:
         stream(dict(host, release_version="v1", local_bluegreen_steps=[{"weight": 100}]))
         # three canary steps, each followed by a pause long enough to see the lines arrive one by one

@@ -10,7 +10,7 @@ import sys
 
 from conftest import REGION
 from conftest import ansible_playbook
-from dataplane import free_port
+from dataplane import local_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "inventories", "local", "hosts.yml")
@@ -30,18 +30,14 @@ def test_promote_releases_the_last_good_version_of_the_source(tmp_path, emulator
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     base = tmp_path / "host"
-    host = {
-        "local_bluegreen_base_dir": str(base),
-        "local_bluegreen_listen_port": free_port(),
-        "local_bluegreen_slots": {"blue": free_port(), "green": free_port()},
-        "local_bluegreen_gate_interval": 0.2,
-        "local_bluegreen_steps": [{"weight": 100}],
-        "release_bucket": BUCKET,
-        "release_application": "web",
-        "release_endpoint_url": emulator.url,
-        "release_region": REGION,
-        "release_record_report_dir": str(tmp_path / "reports"),
-    }
+    host = local_host(
+        tmp_path,
+        local_bluegreen_steps=[{"weight": 100}],
+        release_bucket=BUCKET,
+        release_application="web",
+        release_endpoint_url=emulator.url,
+        release_region=REGION,
+    )
     try:
         staged = dict(host, release_environment="stage", release_version="ABC-1-web-20261201120000")
         rc, results, unused = ansible_playbook(RELEASE, "-e", json.dumps(staged), inventory=INVENTORY, env=ENV)
