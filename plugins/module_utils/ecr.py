@@ -14,6 +14,7 @@ tags are checked first, so a release is either fully tagged or not tagged at all
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -126,3 +127,109 @@ def apply_tags(client, repository, digest, tags, check_mode=False, registry_id=N
                 **call,
             )
     return moves
+
+
+# The repository itself: tag mutability with exclusion filters, scan on push, lifecycle policy and tags.
+# community.aws.ecs_ecr knows only MUTABLE and IMMUTABLE (and sets one of them on every run) and takes no tags, so it
+# cannot keep version tags immutable while <env>-current moves.
+MUTABILITIES = ("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
+EXCLUSION_FILTER = re.compile(r"^[0-9a-zA-Z._*-]{1,128}$")  # the API reference's pattern; the type is WILDCARD
+MAX_EXCLUSION_FILTERS = 5
+
+
+def check_repository_input(mutability, exclusion_filters):
+    """Errors naming the parameter, before any AWS call."""
+    filters = exclusion_filters or []
+    if mutability and mutability.endswith("_WITH_EXCLUSION"):
+        if not filters:
+            raise TagError(
+                f"exclusion_filters is empty but image_tag_mutability is {mutability.lower()}: give the wildcard "
+                "filters of the tags that are excepted (for example *-current), or choose mutable or immutable"
+            )
+    elif filters:
+        raise TagError(
+            f"exclusion_filters is set but image_tag_mutability is {(mutability or 'not set').lower()}: filters apply "
+            "only to immutable_with_exclusion or mutable_with_exclusion"
+        )
+    if len(filters) > MAX_EXCLUSION_FILTERS:
+        raise TagError(f"exclusion_filters has {len(filters)} filters: ECR takes at most {MAX_EXCLUSION_FILTERS}")
+    for value in filters:
+        if not EXCLUSION_FILTER.match(value or ""):
+            raise TagError(
+                f"exclusion_filters: {value!r} is not a wildcard filter (1 to 128 of letters, digits, . _ - and *)"
+            )
+
+
+def describe_repository(client, name, registry_id=None, **call):
+    """The repository's settings as this module compares them, or None: {arn, uri, mutability, exclusion_filters,
+    scan_on_push, lifecycle_policy (parsed, or None), tags}."""
+    ids = dict(registryId=registry_id) if registry_id else {}
+    try:
+        found = client.describe_repositories(repositoryNames=[name], **ids, **call)["repositories"][0]
+    except client.exceptions.RepositoryNotFoundException:
+        return None
+    try:
+        policy = client.get_lifecycle_policy(repositoryName=name, **ids, **call).get("lifecyclePolicyText")
+    except client.exceptions.LifecyclePolicyNotFoundException:
+        policy = None
+    tags = client.list_tags_for_resource(resourceArn=found["repositoryArn"], **call).get("tags") or []
+    return dict(
+        name=found["repositoryName"],
+        arn=found["repositoryArn"],
+        uri=found.get("repositoryUri", ""),
+        registry_id=found.get("registryId", ""),
+        image_tag_mutability=found.get("imageTagMutability", "MUTABLE"),
+        exclusion_filters=sorted(f["filter"] for f in found.get("imageTagMutabilityExclusionFilters") or []),
+        scan_on_push=bool((found.get("imageScanningConfiguration") or {}).get("scanOnPush")),
+        lifecycle_policy=json.loads(policy) if policy else None,
+        tags={t["Key"]: t["Value"] for t in tags},
+    )
+
+
+def _filters(values):
+    return [dict(filter=value, filterType="WILDCARD") for value in values]
+
+
+def reconcile_repository(client, name, want, current, check_mode=False, registry_id=None, **call):
+    """Make the repository what ``want`` says (keys left None are not managed). Returns the calls made (or that check
+    mode would make), in order. ``want``: image_tag_mutability, exclusion_filters, scan_on_push, lifecycle_policy
+    (dict), tags (dict), purge_tags."""
+    ids = dict(registryId=registry_id) if registry_id else {}
+    mutability, filters = want.get("image_tag_mutability"), sorted(want.get("exclusion_filters") or [])
+    actions = []
+    if current is None:
+        create = dict(repositoryName=name, encryptionConfiguration={"encryptionType": "AES256"}, **ids)
+        if mutability:
+            create["imageTagMutability"] = mutability
+            if filters:
+                create["imageTagMutabilityExclusionFilters"] = _filters(filters)
+        if want.get("scan_on_push") is not None:
+            create["imageScanningConfiguration"] = {"scanOnPush": want["scan_on_push"]}
+        if want.get("tags"):
+            create["tags"] = [dict(Key=k, Value=v) for k, v in sorted(want["tags"].items())]
+        actions.append(("create_repository", create))
+    else:
+        if mutability and (mutability, filters) != (current["image_tag_mutability"], current["exclusion_filters"]):
+            put = dict(repositoryName=name, imageTagMutability=mutability, **ids)
+            if filters:
+                put["imageTagMutabilityExclusionFilters"] = _filters(filters)
+            actions.append(("put_image_tag_mutability", put))
+        if want.get("scan_on_push") is not None and want["scan_on_push"] != current["scan_on_push"]:
+            scanning = dict(repositoryName=name, imageScanningConfiguration={"scanOnPush": want["scan_on_push"]}, **ids)
+            actions.append(("put_image_scanning_configuration", scanning))
+        if want.get("tags") is not None:
+            add = {k: v for k, v in want["tags"].items() if current["tags"].get(k) != v}
+            drop = sorted(set(current["tags"]) - set(want["tags"])) if want.get("purge_tags", True) else []
+            if add:
+                tags = [dict(Key=k, Value=v) for k, v in sorted(add.items())]
+                actions.append(("tag_resource", dict(resourceArn=current["arn"], tags=tags)))
+            if drop:
+                actions.append(("untag_resource", dict(resourceArn=current["arn"], tagKeys=drop)))
+    policy = want.get("lifecycle_policy")
+    if policy is not None and policy != (current or {}).get("lifecycle_policy"):
+        text = json.dumps(policy, sort_keys=True)
+        actions.append(("put_lifecycle_policy", dict(repositoryName=name, lifecyclePolicyText=text, **ids)))
+    if not check_mode:
+        for method, arguments in actions:
+            getattr(client, method)(**arguments, **call)
+    return actions

@@ -13,6 +13,7 @@ import os
 import time
 
 import test_alb_canary_dataplane as canary
+from cdfleet import image_manifest
 from conftest import ansible_playbook
 from dataplane import KeepAliveLoad
 from dataplane import get
@@ -126,9 +127,20 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     monkeypatch.setattr(canary, "CLIENT_LIMIT", LOAD_LIMIT)  # the watcher's bound
     elb = emulator.client("elbv2")
 
+    # v1's and v2's images in the environment's repository: each release pins its image by digest, and tags it
+    ecr = emulator.client("ecr")
+    ecr.create_repository(repositoryName=NAME)
+    digests = {
+        v: ecr.put_image(repositoryName=NAME, imageManifest=image_manifest(v), imageTag=v)["image"]["imageId"][
+            "imageDigest"
+        ]
+        for v in ("v1", "v2")
+    }
+
     # 1. provision + first release: the live fleet (blue: the listener forwards to it) comes up with v1
     rc, results, report = play(emulator, tmp_path, "site.yml", "-e", "release_version=v1")
     assert rc == 0, failed(report)
+    assert image_tags(ecr, digests["v1"]) == ["emulator-current", "v1"]
     assert fleets(emulator) == {NAME: ("1", 2)}, fleets(emulator)
     green = elb.describe_target_groups(Names=[f"{NAME}-green"])["TargetGroups"][0]["TargetGroupArn"]
     (listener,) = [e for e in emulator.admin("listeners") if e["load_balancer_name"] == NAME]
@@ -163,6 +175,8 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     at_100 = watcher.window(100)[0]
     after = [r[3] for r in records if r[0] > at_100]
     assert after and set(after) == {"v2"}, set(after)
+    # <env>-current moved to v2's image; v1's version tag stays on v1's
+    assert (image_tags(ecr, digests["v1"]), image_tags(ecr, digests["v2"])) == (["v1"], ["emulator-current", "v2"])
 
     # 3. the same version again: nothing changes, nothing is written (no lock, no record: no release happened)
     emulator.admin("calls", "DELETE")
@@ -193,6 +207,8 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     assert results["Verify on the listener that all traffic is on the previous fleet"]["weights"][NAME] == 100
     after = [r[3] for r in records if r[0] > end]
     assert after and set(after) == {"v1"}, set(after)
+    # <env>-current is back on the image the previous fleet pins (its bluegreen:image-digest tag)
+    assert (image_tags(ecr, digests["v1"]), image_tags(ecr, digests["v2"])) == (["emulator-current", "v1"], ["v2"])
 
     # 5. playbooks/lifecycle.yml (seed 000, challenge 4): a scale-out of the live fleet behind a launch hook waits in
     # Pending:Wait; the instance is continued once its own health check answers (its user-data runs the release)
@@ -213,3 +229,39 @@ def test_release_canary_under_load_and_rollback(emulator, tmp_path, monkeypatch)
     acted = {i["instance_id"]: (i["action"], i["result"], i["gate"]["verdict"]) for i in waited}
     assert acted == {waiting: ("completed", "CONTINUE", "pass")}, released["instances"]
     assert {i["InstanceId"]: i["LifecycleState"] for i in instances(emulator, NAME)}[waiting] == "InService"
+
+    # 6. promotion to prod (provisioned beside it, pulling from the same repository): prod runs v1's very image
+    shared = ["-e", "bluegreen_env=prod", "-e", f"aws_infra_ecr_repository={NAME}"]
+    rc, results, report = play(emulator, tmp_path, "provision.yml", *shared, "-e", "release_version=v1")
+    assert rc == 0, failed(report)
+    rc, results, report = play(
+        emulator,
+        tmp_path,
+        "promote.yml",
+        *shared,
+        "-e",
+        "release_source_environment=emulator",
+        "-e",
+        "promote_version=v1",
+    )
+    assert rc == 0, failed(report)
+    s3 = emulator.client("s3")
+    bucket, prefix = "web-prod-artifacts-123456789012", "bluegreen/web/prod/history/"
+    (promoted,) = [
+        json.load(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"])
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    ]
+    assert (promoted["version"], promoted["result"], promoted["extra"]["operation"]) == ("v1", "success", "promote")
+    assert (
+        promoted["artifacts"]["image_digest"] == digests["v1"] and promoted["artifacts"]["promoted_from"] == "emulator"
+    )
+    assert promoted["artifacts"]["image"].endswith(f"/{NAME}@{digests['v1']}"), promoted["artifacts"]
+    (prod_listener,) = [e for e in emulator.admin("listeners") if e["load_balancer_name"] == "web-prod"]
+    status, body = get(f"http://127.0.0.1:{prod_listener['local_port']}/version")
+    assert status == 200 and json.loads(body)["version"] == "v1", (status, body)
+    assert image_tags(ecr, digests["v1"]) == ["emulator-current", "prod-current", "v1"]
+
+
+def image_tags(ecr, digest):
+    (image,) = ecr.describe_images(repositoryName=NAME, imageIds=[{"imageDigest": digest}])["imageDetails"]
+    return sorted(image.get("imageTags") or [])

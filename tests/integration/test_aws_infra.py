@@ -105,15 +105,26 @@ def account():
         procs.stop_all()
 
 
-def run(playbook, account, *args, check=False, timeout=900):
+def run(playbook, account, *args, check=False, timeout=900, tmpdir=None):
+    env = {"BGEMU_ENDPOINT": account.url, "ANSIBLE_PIPELINING": "true"}
+    if tmpdir is not None:  # the controller's temporary files (the run's bundle build) go there
+        os.makedirs(tmpdir, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)
     return ansible_playbook(
-        os.path.join(PLAYBOOKS, playbook),
-        *args,
-        check=check,
-        inventory=INVENTORY,
-        env={"BGEMU_ENDPOINT": account.url, "ANSIBLE_PIPELINING": "true"},
-        timeout=timeout,
+        os.path.join(PLAYBOOKS, playbook), *args, check=check, inventory=INVENTORY, env=env, timeout=timeout
     )
+
+
+PACK = "Pack the bundle (byte-identical for the same inputs)"
+
+
+def assert_private_build(results, tmpdir):
+    """The run packed its bundle in a directory of its own, under its TMPDIR, and removed it at the end: runs side by
+    side (these tests run beside others with the same app, env and version) never pack each other's files."""
+    dest = results[PACK]["dest"]
+    assert dest.startswith(f"{tmpdir}/bluegreen-"), dest
+    assert not os.path.exists(dest) and not list(tmpdir.glob("bluegreen-*")), dest
+    return dest
 
 
 @contextlib.contextmanager
@@ -211,8 +222,20 @@ def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
     assert not ec2.describe_launch_templates()["LaunchTemplates"]
     problems = []  # every section is checked, the failures reported together at the end
 
+    # 0. site.yml --check from an empty account: one change naming what a real run creates, nothing written, and
+    # nothing planned past the resources that have no id yet (the release included)
+    account.admin("calls", "DELETE")
+    rc, results, report = run("site.yml", account, check=True)
+    said = results.get("Say what a real run creates (check mode cannot plan past resources without ids)", {})
+    assert rc == 0 and said.get("changed"), failures(results)
+    assert "not found, so web-emulator is not (fully) provisioned" in said["msg"], said["msg"]
+    assert (
+        "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait" not in results
+    )
+    assert not writes(account.calls()), writes(account.calls())
+
     # 1. site.yml from an empty account: provision, bundle, upload, gated deployment, adoption
-    rc, results, report = run("site.yml", account)
+    rc, results, report = run("site.yml", account, tmpdir=tmp_path / "run1")
     deployment = results.get(
         "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"
     )
@@ -230,6 +253,7 @@ def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
         assert status == 200 and json.loads(body)["version"] == "v1", (address, status, body)
     ready = [g for e in deployment["timeline"] if e["status"] == "gates:ready" for g in e["gates"]]
     assert ready and ready[-1]["verdict"] == "pass", ready  # the ready gates ran, on those green instances
+    first_build = assert_private_build(results, tmp_path / "run1")
 
     # the deployment group points at CodeDeploy's replacement group, adopted with the app/env tags
     with soft(problems, "deployment group and adopted fleet"):
@@ -279,10 +303,13 @@ def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
         assert s3.head_object(Bucket=bucket, Key=KEY)["ContentLength"] > 0
         assert tags(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == {"app": "web", "env": "emulator"}
 
-    # image repository: immutable tags, scanned on push, lifecycle policy
+    # image repository: version tags immutable, <env>-current movable, scanned on push, lifecycle policy, tagged
     with soft(problems, "image repository"):
         (repository,) = ecr.describe_repositories(repositoryNames=[NAME])["repositories"]
-        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+        assert repository["imageTagMutabilityExclusionFilters"] == [{"filter": "*-current", "filterType": "WILDCARD"}]
+        found = ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"]
+        assert {"app": "web", "env": "emulator"}.items() <= tags(found).items()
         assert repository["imageScanningConfiguration"]["scanOnPush"] is True
         assert json.loads(ecr.get_lifecycle_policy(repositoryName=NAME)["lifecyclePolicyText"])["rules"]
 
@@ -358,9 +385,14 @@ def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
     # 3. site.yml again: aws_infra changes nothing; the same revision is not deployed again
     with soft(problems, "second run"):
         account.admin("calls", "DELETE")
-        rc, results, report = run("site.yml", account)
-        assert rc == 0, failures(results)
+        rc, results, report = run("site.yml", account, tmpdir=tmp_path / "run3")
+        again = results.get(
+            "Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait", {}
+        )
+        # a failure says which revision was compared with which, and what the hooks printed
+        assert rc == 0, (failures(results), again.get("revision"), deployment.get("revision"), again.get("diagnostics"))
         assert infra_changed(report) == [], infra_changed(report)
+        assert assert_private_build(results, tmp_path / "run3") != first_build
         assert (
             results["Deploy with CodeDeploy blue/green, ready gates on green, bake gates during the termination wait"][
                 "changed"

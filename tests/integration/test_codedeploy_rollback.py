@@ -91,6 +91,15 @@ def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(acc
     rc, results, unused_report = run("site.yml", account, "-e", "release_version=v1")
     assert rc == 0, failures(results)
     print(f"\nsite.yml v1 (provision + release): {time.monotonic() - started:.1f}s")
+    # aws_infra made the repository's version tags immutable and <env>-current movable; the release tagged its image
+    (repository,) = ecr.describe_repositories(repositoryNames=[NAME])["repositories"]
+    assert repository["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION", repository
+    assert [f["filter"] for f in repository["imageTagMutabilityExclusionFilters"]] == ["*-current"], repository
+    assert image_tags(ecr, digest) == ["emulator-current", "v1"]
+    assert results["Tag the released image with its version and <environment>-current"]["tags"] == {
+        "v1": digest,
+        "emulator-current": digest,
+    }
 
     # 2000 min at the emulator's time scale 0.01: 20 minutes of termination wait to run rollback.yml in (a loaded
     # 2-core machine took 6 minutes for the deploy.yml below)
@@ -185,6 +194,11 @@ def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(acc
     promote_to_prod(account, s3, bucket, digest)
 
 
+def image_tags(ecr, digest):
+    (image,) = ecr.describe_images(repositoryName=NAME, imageIds=[{"imageDigest": digest}])["imageDetails"]
+    return sorted(image["imageTags"])
+
+
 def promote_to_prod(account, s3, bucket, digest):  # noqa: F811 - account is the fixture passed on
     """promote.yml from this environment (emulator) to prod, which pulls from the same repository."""
     shared = ["-e", f"aws_infra_ecr_repository={NAME}"]
@@ -242,3 +256,6 @@ def promote_to_prod(account, s3, bucket, digest):  # noqa: F811 - account is the
     assert promoted["artifacts"]["image_digest"] == digest and promoted["artifacts"]["promoted_from"] == ENV
     assert promoted["artifacts"]["bundle_sha256"] == v1["artifacts"]["bundle_sha256"], promoted
     assert answering(account, f"{APP}-prod") == "v1"  # prod's instances run the pinned image
+    # the promoted image is prod's current one now, beside the source environment's tags
+    assert image_tags(account.client("ecr"), digest) == ["emulator-current", "prod-current", "v1"]
+    assert promoted["extra"]["release_tags"] == {"v1": digest, "prod-current": digest}, promoted["extra"]
