@@ -160,6 +160,49 @@ def check_repository_input(mutability, exclusion_filters):
             )
 
 
+def normalize_lifecycle_policy(policy):
+    """The policy as ECR keeps it: rulePriority and countNumber are integers (a Jinja template before ansible-core
+    2.19 gives the string "30"; ECR refuses it, and it would never compare equal to what ECR returns)."""
+    if policy is None:
+        return None
+    policy = json.loads(json.dumps(policy))
+    for rule in policy.get("rules") or []:
+        if isinstance(rule, dict):
+            if isinstance(rule.get("rulePriority"), str) and rule["rulePriority"].isdigit():
+                rule["rulePriority"] = int(rule["rulePriority"])
+            selection = rule.get("selection")
+            if isinstance(selection, dict) and isinstance(selection.get("countNumber"), str):
+                if selection["countNumber"].isdigit():
+                    selection["countNumber"] = int(selection["countNumber"])
+    return policy
+
+
+def planned_repository(name, want, current):
+    """What the repository will be once ``want`` is applied (check mode's diff), in describe_repository's shape."""
+    after = dict(
+        current
+        or dict(
+            name=name,
+            image_tag_mutability="MUTABLE",
+            exclusion_filters=[],
+            scan_on_push=False,
+            lifecycle_policy=None,
+            tags={},
+        )
+    )
+    if want.get("image_tag_mutability"):
+        after["image_tag_mutability"] = want["image_tag_mutability"]
+        after["exclusion_filters"] = sorted(set(want.get("exclusion_filters") or []))
+    if want.get("scan_on_push") is not None:
+        after["scan_on_push"] = want["scan_on_push"]
+    if want.get("lifecycle_policy") is not None:
+        after["lifecycle_policy"] = want["lifecycle_policy"]
+    if want.get("tags") is not None:
+        kept = {} if want.get("purge_tags", True) else dict(after["tags"])
+        after["tags"] = dict(kept, **want["tags"])
+    return after
+
+
 def describe_repository(client, name, registry_id=None, **call):
     """The repository's settings as this module compares them, or None: {arn, uri, mutability, exclusion_filters,
     scan_on_push, lifecycle_policy (parsed, or None), tags}."""
@@ -195,7 +238,7 @@ def reconcile_repository(client, name, want, current, check_mode=False, registry
     mode would make), in order. ``want``: image_tag_mutability, exclusion_filters, scan_on_push, lifecycle_policy
     (dict), tags (dict), purge_tags."""
     ids = dict(registryId=registry_id) if registry_id else {}
-    mutability, filters = want.get("image_tag_mutability"), sorted(want.get("exclusion_filters") or [])
+    mutability, filters = want.get("image_tag_mutability"), sorted(set(want.get("exclusion_filters") or []))
     actions = []
     if current is None:
         create = dict(repositoryName=name, encryptionConfiguration={"encryptionType": "AES256"}, **ids)

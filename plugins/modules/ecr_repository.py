@@ -135,6 +135,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import TagError
 from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import check_repository_input
 from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import describe_repository
+from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import normalize_lifecycle_policy
+from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import planned_repository
 from ansible_collections.bluegreen.aws.plugins.module_utils.ecr import reconcile_repository
 
 
@@ -163,6 +165,13 @@ def main():
     if p["lifecycle_policy"] is not None and not isinstance(p["lifecycle_policy"].get("rules"), list):
         module.fail_json(msg="lifecycle_policy has no list of rules: give {rules: [...]} as ECR documents it")
     client = module.client("ecr", retry_decorator=AWSRetry.jittered_backoff())
+    if mutability and mutability.endswith("_WITH_EXCLUSION"):
+        known = client.meta.service_model.operation_model("PutImageTagMutability").input_shape.members
+        if "imageTagMutabilityExclusionFilters" not in known:
+            module.fail_json(
+                msg=f"image_tag_mutability: {mutability.lower()} needs a botocore that knows "
+                "imageTagMutabilityExclusionFilters (2025 or later): upgrade boto3 and botocore"
+            )
     call = dict(aws_retry=True)
     try:
         current = describe_repository(client, p["name"], p["registry_id"], **call)
@@ -170,8 +179,15 @@ def main():
             actions = []
             if current is not None:
                 actions.append("delete_repository")
+                ids = dict(registryId=p["registry_id"]) if p["registry_id"] else {}
+                images = client.list_images(repositoryName=p["name"], maxResults=1, **ids, **call).get("imageIds")
+                if images and not p["force_absent"]:
+                    module.fail_json(
+                        msg=f"ECR repository {p['name']} still holds images: set force_absent=true to delete them "
+                        "with it",
+                        repository=current,
+                    )
                 if not module.check_mode:
-                    ids = dict(registryId=p["registry_id"]) if p["registry_id"] else {}
                     client.delete_repository(repositoryName=p["name"], force=p["force_absent"], **ids, **call)
             module.exit_json(
                 changed=bool(actions),
@@ -183,7 +199,7 @@ def main():
             image_tag_mutability=mutability,
             exclusion_filters=p["exclusion_filters"],
             scan_on_push=p["scan_on_push"],
-            lifecycle_policy=p["lifecycle_policy"],
+            lifecycle_policy=normalize_lifecycle_policy(p["lifecycle_policy"]),
             tags={k: str(v) for k, v in p["tags"].items()} if p["tags"] is not None else None,
             purge_tags=p["purge_tags"],
         )
@@ -191,8 +207,12 @@ def main():
             client, p["name"], want, current, check_mode=module.check_mode, registry_id=p["registry_id"], **call
         )
         after = current
-        if actions and not module.check_mode:
-            after = describe_repository(client, p["name"], p["registry_id"], **call)
+        if actions:
+            after = (
+                planned_repository(p["name"], want, current)
+                if module.check_mode
+                else describe_repository(client, p["name"], p["registry_id"], **call)
+            )
     except is_boto3_error_code("RepositoryNotEmptyException") as e:
         module.fail_json_aws(
             e,

@@ -89,9 +89,14 @@ def test_version_tags_stay_put_while_env_current_moves_and_a_rerun_changes_nothi
     rc, results, unused = run_playbook(task(**WANT), emulator.endpoint, tmp_path)
     assert rc == 0 and results["repo"]["changed"] is False and results["repo"]["actions"] == [], results["repo"]
     assert not writes(emulator.calls()), writes(emulator.calls())
+    # a templated number (a string before ansible-core 2.19) and a repeated filter are the same settings
+    policy = json.loads(json.dumps(POLICY).replace('"countNumber": 30', '"countNumber": "30"'))
+    again = {**WANT, "lifecycle_policy": policy, "exclusion_filters": ["*-current", "*-current"]}
+    rc, results, unused = run_playbook(task(**again), emulator.endpoint, tmp_path)
+    assert rc == 0 and results["repo"]["changed"] is False, results["repo"]
 
     # changes: exactly the calls they need, check mode first
-    changed = dict(WANT, exclusion_filters=["*-current", "latest"], scan_on_push=False, tags={"app": "web"})
+    changed = {**WANT, "exclusion_filters": ["*-current", "latest"], "scan_on_push": False, "tags": {"app": "web"}}
     rc, results, unused = run_playbook(task(**changed), emulator.endpoint, tmp_path, check=True)
     assert results["repo"]["actions"] == [
         "put_image_tag_mutability",
@@ -99,6 +104,12 @@ def test_version_tags_stay_put_while_env_current_moves_and_a_rerun_changes_nothi
         "untag_resource",
     ], results["repo"]
     assert settings(ecr)["filters"] == ["*-current"]  # check mode wrote nothing
+    planned = results["repo"]["diff"]["after"]
+    assert (planned["exclusion_filters"], planned["scan_on_push"], planned["tags"]) == (
+        ["*-current", "latest"],
+        False,
+        {"app": "web"},
+    ), planned
     rc, results, unused = run_playbook(task(**changed), emulator.endpoint, tmp_path)
     assert rc == 0 and results["repo"]["changed"]
     now = settings(ecr)
@@ -130,8 +141,9 @@ def test_a_repository_with_images_is_deleted_only_with_force_absent(emulator, tm
     ecr.create_repository(repositoryName=REPO)
     ecr.put_image(repositoryName=REPO, imageManifest=manifest(1), imageTag="v1")
 
-    rc, results, unused = run_playbook(task(state="absent"), emulator.endpoint, tmp_path)
-    assert results["repo"].get("failed") and "set force_absent=true" in results["repo"]["msg"], results["repo"]
+    for check in (True, False):  # check mode says so too
+        rc, results, unused = run_playbook(task(state="absent"), emulator.endpoint, tmp_path, check=check)
+        assert results["repo"].get("failed") and "set force_absent=true" in results["repo"]["msg"], results["repo"]
     assert ecr.describe_repositories()["repositories"]
 
     rc, results, unused = run_playbook(task(state="absent", force_absent=True), emulator.endpoint, tmp_path, check=True)
