@@ -214,6 +214,21 @@ def test_inputs_are_refused_before_any_write(account, tmp_path):
     assert not writes(account.calls()), writes(account.calls())
 
 
+def test_check_mode_fails_on_a_denied_lookup_rather_than_plan_from_empty(account, tmp_path):
+    # a permission error on the load balancer's lookup must not read as "not provisioned yet"
+    account.admin("calls", "DELETE")
+    fault = {"operation": "DescribeLoadBalancers", "code": "AccessDenied", "status": 403}
+    account.admin("faults", "POST", {**fault, "message": "not authorized to perform DescribeLoadBalancers"})
+    try:
+        rc, results, unused_report = run("site.yml", account, check=True, tmpdir=tmp_path / "denied")
+    finally:
+        account.admin("faults", "DELETE")
+    assert rc != 0
+    assert "AccessDenied" in json.dumps(results["Look for its load balancer (check mode)"]), failures(results)
+    assert "Say what a real run creates (check mode cannot plan past resources without ids)" not in results
+    assert not writes(account.calls()), writes(account.calls())
+
+
 def test_from_an_empty_account_to_a_release_and_back(account, tmp_path):
     ec2, elb, iam, s3, ecr, asg, cd, cw = (
         account.client(s) for s in ("ec2", "elbv2", "iam", "s3", "ecr", "autoscaling", "codedeploy", "cloudwatch")

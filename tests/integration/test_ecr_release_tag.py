@@ -222,6 +222,20 @@ def test_a_tag_ecr_refuses_is_recorded_and_warned_but_the_release_stays_a_succes
     assert ecr.tags()["prod-current"] == v1 and "T-2-web-20260102000000" not in ecr.tags()
 
 
+def test_a_release_without_a_digest_says_that_the_env_tag_did_not_move(emulator, ecr, state, tmp_path):
+    # e.g. an alb rollback to a fleet created before fleets carried their bluegreen:image-digest tag
+    ecr.repository()
+    v1 = ecr.push(1, "build-1")
+    assert run_record(emulator, tmp_path, v1, "T-1-web-20260101000000")[0] == 0
+    rc, results, unused_report = run_record(emulator, tmp_path, "", "T-2-web-20260102000000")
+    assert rc == 0
+    last = results["history"]["last_good"]
+    assert last["version"] == "T-2-web-20260102000000" and "release_tags" not in last["extra"]
+    assert "no image digest" in last["extra"]["release_tags_error"]
+    assert "prod-current in web still names" in last["extra"]["release_tags_error"]
+    assert ecr.tags()["prod-current"] == v1 and "T-2-web-20260102000000" not in ecr.tags()
+
+
 def test_ecr_image_info_resolves_a_tag_and_finds_a_digest_only_where_it_was_pushed(emulator, ecr, tmp_path):
     ecr.repository()
     v1 = ecr.push(1, "v1")

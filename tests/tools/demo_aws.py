@@ -32,11 +32,12 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 DEMO_DIR = os.path.join(ROOT, ".build", "demo-aws")
-V3_FAILS_AFTER = 10  # seconds the broken v3 answers before it fails (the demo app's --fail-after)
-V3_BAKE = 25  # seconds of bake gates for v3: it breaks while they watch (inventories/emulator bakes 5 s)
-# The deployment group's termination wait in AWS minutes: 30 s at the emulator's 100x, long enough for v3's bake (the
-# bake runs while the original instances wait; inventories/emulator's 1 minute is 0.6 s here)
-TERMINATION_WAIT_MINUTES = 50
+V3_FAILS_AFTER = 8  # seconds the broken v3 answers before it fails (the demo app's --fail-after)
+V3_BAKE = 12  # seconds of bake gates for v3: it breaks while they watch (inventories/emulator bakes 5 s)
+# The deployment group's termination wait in AWS minutes: 18 s at the emulator's 100x, longer than v3's bake (the bake
+# runs while the original instances wait, so a failed bake rolls back in seconds; inventories/emulator's 1 minute is
+# 0.6 s here). Every release waits it out before the next one can start: it is most of a step's deployment time.
+TERMINATION_WAIT_MINUTES = 30
 CLIENT_LIMIT = 900  # seconds: the client stops by itself after this, whatever happens to the demo
 
 
