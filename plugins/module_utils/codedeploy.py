@@ -367,6 +367,32 @@ def active_deployment(client, application, group):
     return (answer.get("deployments") or [None])[0]
 
 
+def queue_behind(client, application, group, active, timeout, poll, sleep=time.sleep, clock=time.monotonic):
+    """Wait until the group has no active deployment (``active`` and any started after it), for at most ``timeout``
+    seconds; returns the ids waited for, oldest first.
+
+    A deployment in its original instances' termination wait is active until that wait ends: a release queued behind
+    it starts when CodeDeploy has terminated the original instances (and the group names the replacement group).
+    """
+    deadline = clock() + timeout
+    waited = []
+    while active is not None:
+        waited.append(active)
+        while True:
+            (info,) = _deployments(client, [active])
+            if info["status"] in DONE_STATUSES:
+                break
+            if clock() >= deadline:
+                raise DeploymentError(
+                    f"deployment group {group}: deployment {active} was still {info['status']} after {timeout} s of "
+                    "waiting for it (on_active=queue); raise wait_timeout, or stop it with state=stopped",
+                    {"status": "Queued", "queued_behind": waited},
+                )
+            sleep(poll)
+        active = active_deployment(client, application, group)
+    return waited
+
+
 def create_deployment(client, application, group, revision, description):
     """CreateDeployment; returns the deployment id.
 

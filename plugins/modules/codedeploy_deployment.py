@@ -15,7 +15,9 @@ description:
   - Creates a deployment of an S3 revision and waits for it with a timeline of statuses.
   - A revision that is already the group's last successful deployment is not deployed again (C(changed=false)).
   - When the group already has an active deployment, O(on_active) decides. V(fail) names the active deployment.
-    V(attach) follows it instead of creating one.
+    V(attach) follows it instead of creating one. V(queue) waits for it to end (within O(wait_timeout)), then
+    deploys O(revision), for a release that starts while the previous one keeps its original instances for the
+    termination wait.
   - The revision is identified by its ETag (or S3 version), given or read with HeadObject, so new content uploaded to
     the same key is a new deployment, and the deployment downloads exactly that content.
   - For groups whose ready option is STOP_DEPLOYMENT, O(ready_gates) are evaluated when the deployment is C(Ready).
@@ -84,8 +86,11 @@ options:
     description:
       - What to do when the group already has an active deployment, including one that someone else started between
         this module's look and its CreateDeployment (AWS refuses the create with DeploymentLimitExceededException).
+      - V(queue) waits for the active deployment, and any started after it, to end (succeeded or not), then goes on
+        as if there had been none (a revision that is then the last successful one is not deployed again). In check
+        mode it does not wait and reports RV(status=WouldCreate) with RV(queued_behind).
     type: str
-    choices: ['fail', 'attach']
+    choices: ['fail', 'attach', 'queue']
     default: fail
   wait:
     description: Follow the deployment to its end.
@@ -206,6 +211,12 @@ revision:
   returned: when O(state=present)
   type: dict
   sample: {"bucket": "releases", "key": "web/web-v42.zip", "bundle_type": "zip", "etag": "9e107d9d372bb6826bd81d3"}
+queued_behind:
+  description: With O(on_active=queue), the deployments this one waited for (in check mode, the one it would wait for).
+  returned: when it queued
+  type: list
+  elements: str
+  sample: ["d-ABCDEF123"]
 rollback_deployment_id:
   description: The rollback deployment CodeDeploy started after a stop or a failure (followed to its end), or null.
   returned: always
@@ -260,6 +271,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import de
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import diagnostics
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import get_deployment_group
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import last_successful_revision
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import queue_behind
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import resolve_revision
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
@@ -287,7 +299,7 @@ def main():
             ),
         ),
         description=dict(type="str"),
-        on_active=dict(type="str", choices=["fail", "attach"], default="fail"),
+        on_active=dict(type="str", choices=["fail", "attach", "queue"], default="fail"),
         wait=dict(type="bool", default=True),
         wait_termination=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=3600),
@@ -334,6 +346,14 @@ def main():
         revision = resolve_revision(client("s3"), p["revision"])
         result["revision"] = revision
         changed = False
+        if active is not None and p["on_active"] == "queue" and not module.check_mode:
+            result["queued_behind"] = queue_behind(
+                codedeploy, p["application"], p["deployment_group"], active, p["wait_timeout"], p["poll_interval"]
+            )
+            active = None
+        elif active is not None and p["on_active"] == "queue":
+            result.update(status="WouldCreate", queued_behind=[active])
+            module.exit_json(changed=True, **result)
         if active is not None:
             deployment_id = follow_active(module, active, result)
         elif last_successful_revision(codedeploy, p["application"], p["deployment_group"]) == revision_key(revision):
@@ -350,6 +370,7 @@ def main():
                 changed = True
             except ActiveDeployment as e:  # started by someone else between our look and our create
                 deployment_id = follow_active(module, e.deployment_id, result)
+                changed = p["on_active"] == "queue"  # follow_active queued behind it and created ours
         result.update(deployment_id=deployment_id)
         if not p["wait"] or module.check_mode:
             module.exit_json(changed=changed, **result)
@@ -368,6 +389,15 @@ def main():
         finish(module, codedeploy, tracker, result, changed)
     except (GateError, DeploymentGroupError, RevisionError) as e:
         module.fail_json(msg=str(e), **result)
+    except DeploymentError as e:  # on_active=queue: the active deployment outlasted wait_timeout
+        result.update(e.result)
+        module.fail_json(msg=str(e), **result)
+    except ActiveDeployment as e:  # on_active=queue: yet another deployment started between the wait and our create
+        module.fail_json(
+            msg=f"deployment group {p['deployment_group']}: deployment {e.deployment_id} started while this one was "
+            "queued; run again to queue behind it",
+            **result,
+        )
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg=f"Failed to deploy to {p['application']}/{p['deployment_group']}", **result)
 
@@ -441,8 +471,18 @@ def stop(module, codedeploy, active, result, tracker_options):
 
 
 def follow_active(module, active, result):
-    """The deployment to follow when the group already has an active one: on_active=fail stops here, naming it."""
-    if module.params["on_active"] == "fail":
+    """The deployment to follow when the group already has an active one: on_active=fail stops here, naming it;
+    queue (another deployment started between our look and our create) waits for it and creates ours."""
+    p = module.params
+    if p["on_active"] == "queue":
+        codedeploy = module.client("codedeploy", retry_decorator=retry())
+        result["queued_behind"] = result.get("queued_behind", []) + queue_behind(
+            codedeploy, p["application"], p["deployment_group"], active, p["wait_timeout"], p["poll_interval"]
+        )
+        return create_deployment(
+            codedeploy, p["application"], p["deployment_group"], result["revision"], p["description"]
+        )
+    if p["on_active"] == "fail":
         module.fail_json(
             msg=f"deployment group {module.params['deployment_group']} already has an active deployment {active}; "
             "set on_active=attach to follow it, or state=stopped to stop it",

@@ -265,6 +265,46 @@ def test_a_deployment_started_by_someone_else_during_our_create(emulator, revisi
     assert f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"] == [theirs]
 
 
+def in_termination_wait(f, deployment_id):
+    """Wait until ``deployment_id`` has moved traffic to green and keeps blue for its termination wait."""
+    deadline = time.monotonic() + 90
+    while (
+        not f["cd"]
+        .get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        .get("instanceTerminationWaitTimeStarted")
+    ):
+        assert time.monotonic() < deadline and status(f, deployment_id) in ("Created", "Queued", "InProgress")
+        time.sleep(0.05)
+
+
+def test_queue_waits_for_the_termination_wait_then_deploys(emulator, revisions, tmp_path):
+    # 30 min at the emulator's 0.01: 18 s of termination wait, which the queued release must sit out
+    f = fleet(emulator, termination_minutes=30, blue_revision="app-good.zip")
+    theirs = deploy(f, "app-good.zip")
+    in_termination_wait(f, theirs)
+    rc, results, unused_report = run_playbook(task("app-v2.zip", on_active="queue"), emulator.endpoint, tmp_path)
+    ours = results["deploy"]
+    assert rc == 0 and ours["changed"] is True and ours["status"] == "Succeeded", ours
+    assert ours["queued_behind"] == [theirs] and ours["deployment_id"] != theirs
+    info = {d: f["cd"].get_deployment(deploymentId=d)["deploymentInfo"] for d in (theirs, ours["deployment_id"])}
+    assert info[theirs]["status"] == "Succeeded"
+    assert info[ours["deployment_id"]]["createTime"] >= info[theirs]["completeTime"]  # created once theirs ended
+
+
+def test_queue_that_outlasts_wait_timeout_names_the_deployment_and_creates_nothing(emulator, revisions, tmp_path):
+    f = fleet(emulator, termination_minutes=600, blue_revision="app-good.zip")
+    theirs = deploy(f, "app-good.zip")
+    in_termination_wait(f, theirs)
+    queued = task("app-v2.zip", on_active="queue", wait_timeout=2)
+    rc, results, unused_report = run_playbook(queued, emulator.endpoint, tmp_path, check=True)
+    assert rc == 0 and results["deploy"]["status"] == "WouldCreate" and results["deploy"]["queued_behind"] == [theirs]
+    assert status(f, theirs) == "InProgress"  # check mode did not wait for it
+    rc, results, unused_report = run_playbook(queued, emulator.endpoint, tmp_path)
+    assert rc != 0 and results["deploy"]["status"] == "Queued", results["deploy"]
+    assert f"deployment {theirs} was still InProgress after 2 s" in results["deploy"]["msg"]
+    assert f["cd"].list_deployments(applicationName="web", deploymentGroupName="web-dg")["deployments"] == [theirs]
+
+
 def test_timeout_says_what_it_waited_for(emulator, revisions, tmp_path):
     fleet(emulator, termination_minutes=60)
     rc, results, unused_report = run_playbook(task(wait_timeout=1), emulator.endpoint, tmp_path)

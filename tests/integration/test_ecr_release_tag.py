@@ -232,7 +232,7 @@ def test_a_release_without_a_digest_says_that_the_env_tag_did_not_move(emulator,
     last = results["history"]["last_good"]
     assert last["version"] == "T-2-web-20260102000000" and "release_tags" not in last["extra"]
     assert "no image digest" in last["extra"]["release_tags_error"]
-    assert "prod-current in web still names" in last["extra"]["release_tags_error"]
+    assert "prod-current in web was not moved" in last["extra"]["release_tags_error"]
     assert ecr.tags()["prod-current"] == v1 and "T-2-web-20260102000000" not in ecr.tags()
 
 

@@ -1,11 +1,13 @@
 """make demo / make demo-aws: the AWS release flow on the local emulator, from an empty account, with real
-ansible-playbook runs (make demo: steps 1 to 3, the main job; make demo-aws: all seven).
+ansible-playbook runs (make demo: steps 1 to 4, the main job; make demo-aws: all seven).
 
 The emulator (tests/emulator/bgemu: instances with their own addresses running the bundle's hook scripts and user-data,
 each ALB listener served by a real HAProxy) starts empty. Then, with inventories/emulator:
   codedeploy (CodeDeploy blue/green on an Auto Scaling group): 1. site.yml provisions everything and releases v1;
-  2. deploy.yml releases v2; 3. a v3 that breaks a few seconds after it starts is stopped by its gates and CodeDeploy
-  rolls back to v2; 4. rollback.yml returns to v1 (after the termination wait that is a redeployment);
+  2. deploy.yml releases v2 (queued behind v1's termination wait) and ends once its bake passed, while v1's instances
+  wait for their termination;
+  3. rollback.yml in that wait: CodeDeploy stops v2's deployment and routes traffic back to v1's instances, in seconds;
+  4. a v3 that breaks a few seconds after it starts is stopped by its gates and CodeDeploy rolls back to v1;
   alb (two fleets, the listener's weights): 5. site.yml provisions and releases v1; 6. deploy.yml releases v2 through
   canary steps with gates; 7. rollback.yml puts all traffic back on v1's fleet at once.
 
@@ -13,7 +15,7 @@ A bounded client sends keep-alive requests through the emulated ALB's listener t
 demo prints the versions that answered and the failed requests, and at the end a table of the steps.
 
     python tests/tools/demo_aws.py [--main] [--keep]
-      --main: steps 1 to 3 only (make demo); --keep: leave the emulator running (stop it with make demo-stop)
+      --main: steps 1 to 4 only (make demo); --keep: leave the emulator running (stop it with make demo-stop)
 """
 
 import argparse
@@ -34,10 +36,13 @@ BIN = os.path.dirname(sys.executable)
 DEMO_DIR = os.path.join(ROOT, ".build", "demo-aws")
 V3_FAILS_AFTER = 8  # seconds the broken v3 answers before it fails (the demo app's --fail-after)
 V3_BAKE = 12  # seconds of bake gates for v3: it breaks while they watch (inventories/emulator bakes 5 s)
-# The deployment group's termination wait in AWS minutes: 18 s at the emulator's 100x, longer than v3's bake (the bake
-# runs while the original instances wait, so a failed bake rolls back in seconds; inventories/emulator's 1 minute is
-# 0.6 s here). Every release waits it out before the next one can start: it is most of a step's deployment time.
-TERMINATION_WAIT_MINUTES = 30
+# The deployment group's termination wait in AWS minutes: 36 s at the emulator's 100x (inventories/emulator's 1 minute
+# is 0.6 s here). Longer than v3's bake (the bake runs while the original instances wait, so a failed bake rolls back
+# in seconds), and long enough for step 3's rollback.yml to start after v2's release ended in it. No release waits it
+# out (codedeploy_release_wait_termination=false): v2's release prepares its bundle while v1's instances wait, then
+# queues behind v1's deployment (codedeploy_release_on_active=queue).
+TERMINATION_WAIT_MINUTES = 60
+EARLY = ["-e", "codedeploy_release_wait_termination=false", "-e", "codedeploy_release_on_active=queue"]
 CLIENT_LIMIT = 900  # seconds: the client stops by itself after this, whatever happens to the demo
 
 
@@ -233,41 +238,41 @@ def back_after_failures(answers, version):
 
 
 def run_steps(steps, main_only=False):
-    cd = ["-e", "bluegreen_strategy=codedeploy"]
+    cd = ["-e", "bluegreen_strategy=codedeploy", "-e", f"aws_infra_termination_wait_minutes={TERMINATION_WAIT_MINUTES}"]
     if steps.run(
         "1. codedeploy: provision an empty account and release v1",
         "site.yml",
-        cd + ["-e", "release_version=v1", "-e", f"aws_infra_termination_wait_minutes={TERMINATION_WAIT_MINUTES}"],
+        cd + ["-e", "release_version=v1"] + EARLY,
         "v1",
     ):
         return
     client = steps.client_on(seen=[])
     steps.run(
-        "2. codedeploy: v2, ready gates on green, traffic moves, bake gates",
+        "2. codedeploy: v2 (queued behind v1's termination wait), ready gates on green, traffic moves, bake gates",
         "deploy.yml",
-        cd + ["-e", "release_version=v2"],
+        cd + ["-e", "release_version=v2"] + EARLY,
         "v2",
         client=client,
     )
-    broken = cd + ["-e", "release_version=v3", "-e", f"release_image_tag=v3-fail-after-{V3_FAILS_AFTER}"]
-    broken += ["-e", f"codedeploy_release_bake_seconds={V3_BAKE}"]
     steps.run(
-        f"3. codedeploy: v3 breaks {V3_FAILS_AFTER} s after it starts: gates stop it, CodeDeploy rolls back to v2",
-        "deploy.yml",
-        broken,
-        "v2",
-        rc_wanted=1,
-        client=client,
-    )
-    if main_only:
-        return
-    steps.run(
-        "4. codedeploy: rollback.yml, back to the release before v2 (a redeployment)",
+        "3. codedeploy: rollback.yml in the termination wait: traffic back on v1's instances",
         "rollback.yml",
         cd,
         "v1",
         client=client,
     )
+    broken = cd + ["-e", "release_version=v3", "-e", f"release_image_tag=v3-fail-after-{V3_FAILS_AFTER}"]
+    broken += ["-e", f"codedeploy_release_bake_seconds={V3_BAKE}"]
+    steps.run(
+        f"4. codedeploy: v3 breaks {V3_FAILS_AFTER} s after it starts: gates stop it, CodeDeploy rolls back to v1",
+        "deploy.yml",
+        broken,
+        "v1",
+        rc_wanted=1,
+        client=client,
+    )
+    if main_only:
+        return
     alb = ["-e", "bluegreen_strategy=alb", "-e", "bluegreen_env=emulator-alb"]
     seen = [c.port for c in steps.clients]
     if steps.run(
