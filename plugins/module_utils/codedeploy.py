@@ -806,12 +806,17 @@ def last_successful_revision(client, application, group):
     return (s3.get("bucket"), s3.get("key"), s3.get("version"), s3.get("eTag"))
 
 
+AUTOMATIC_CREATORS = ("autoscaling", "CodeDeployAutoUpdate")  # CodeDeploy's own deployments for scale-outs
+
+
 def latest_deployment(client, application, group):
-    """The id of the group's newest deployment, or None."""
+    """The id of the group's newest deployment, or None. CodeDeploy's automatic deployments (creator ``autoscaling``: a
+    scaled-out instance gets the last successful revision; ``CodeDeployAutoUpdate``: its follow-on) are not releases
+    and are skipped: a scale-out after a release leaves that release the newest deployment."""
     ids = client.list_deployments(applicationName=application, deploymentGroupName=group, aws_retry=True).get(
         "deployments", []
     )
-    infos = _deployments(client, ids)
+    infos = [d for d in _deployments(client, ids) if d.get("creator") not in AUTOMATIC_CREATORS]
     if not infos:
         return None
     return max(infos, key=lambda d: d.get("createTime") or 0)["deploymentId"]

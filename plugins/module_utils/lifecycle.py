@@ -136,16 +136,12 @@ ACTIVE = ["Created", "Queued", "InProgress", "Ready", "Baking"]
 REPLACEMENT = re.compile(r"^CodeDeploy_(?P<group>.+)_(?P<deployment>d-[A-Z0-9]{9})$")
 
 
-def active_deployment_of(codedeploy, group_name):
-    """The active CodeDeploy deployment that owns this Auto Scaling group's launches, or None.
+LAUNCH_CREATOR = "autoscaling"  # DeploymentInfo.creator of CodeDeploy's automatic deployment on a scale-out
 
-    The replacement group ``CodeDeploy_<deployment group>_<deployment id>`` names its deployment; an original group is
-    found in the deployment groups of the account's applications (read calls only).
-    """
-    named = REPLACEMENT.match(group_name)
-    if named:
-        info = codedeploy.get_deployment(deploymentId=named["deployment"], aws_retry=True)["deploymentInfo"]
-        return info["deploymentId"] if info["status"] in ACTIVE else None
+
+def deployment_groups_of(codedeploy, group_name):
+    """``(application, deployment group)`` of every deployment group that names this Auto Scaling group (read calls)."""
+    found = []
     for page in codedeploy.get_paginator("list_applications").paginate():
         for application in page.get("applications", []):
             names = []
@@ -156,27 +152,68 @@ def active_deployment_of(codedeploy, group_name):
                     applicationName=application, deploymentGroupName=name, aws_retry=True
                 )["deploymentGroupInfo"]
                 if group_name in [g.get("name") for g in info.get("autoScalingGroups", [])]:
-                    active = codedeploy.list_deployments(
-                        applicationName=application,
-                        deploymentGroupName=name,
-                        includeOnlyStatuses=ACTIVE,
-                        aws_retry=True,
-                    ).get("deployments", [])
-                    if active:
-                        return active[0]
-    return None
+                    found.append((application, name))
+    return found
 
 
-def refuse_unchecked_codedeploy_hook(request, hooks, waiting, codedeploy):
+def codedeploy_activity(codedeploy, group_name):
+    """What CodeDeploy is doing with this Auto Scaling group's launches: ``(deployment, launches)``.
+
+    ``deployment``: the active deployment (not one Auto Scaling made) that owns the group's launches, or None. The
+    replacement group ``CodeDeploy_<deployment group>_<deployment id>`` names its deployment; any group is also looked
+    up in the deployment groups of the account's applications.
+    ``launches``: ``{instance id: deployment id}`` of the instances an active deployment made by Auto Scaling (creator
+    ``autoscaling``: CodeDeploy's automatic deployment of the group's last successful revision to a scaled-out
+    instance) is deploying to; CodeDeploy completes their launch hook itself when it ends.
+    """
+    deployment, launches = None, {}
+    named = REPLACEMENT.match(group_name)
+    if named:
+        info = codedeploy.get_deployment(deploymentId=named["deployment"], aws_retry=True)["deploymentInfo"]
+        if info["status"] in ACTIVE:
+            deployment = info["deploymentId"]
+    for application, name in deployment_groups_of(codedeploy, group_name):
+        active = codedeploy.list_deployments(
+            applicationName=application, deploymentGroupName=name, includeOnlyStatuses=ACTIVE, aws_retry=True
+        ).get("deployments", [])
+        infos = []
+        for start in range(0, len(active), 25):
+            answer = codedeploy.batch_get_deployments(deploymentIds=active[start : start + 25], aws_retry=True)
+            infos.extend(answer.get("deploymentsInfo", []))
+        for info in infos:
+            if info.get("creator") != LAUNCH_CREATOR:
+                deployment = deployment or info["deploymentId"]
+                continue
+            targets = codedeploy.list_deployment_targets(deploymentId=info["deploymentId"], aws_retry=True)
+            for instance_id in targets.get("targetIds", []):
+                launches[instance_id] = info["deploymentId"]
+    return deployment, launches
+
+
+def leave_launches_to_codedeploy(request, hooks, entries, waiting, codedeploy):
+    """Instances that CodeDeploy's automatic deployment is installing: CodeDeploy completes its own launch hook when
+    that deployment ends (CONTINUE, or ABANDON when it fails). Completing it first would put the instance in service
+    before its revision is installed and validated, whatever a health check says meanwhile: they are left to
+    CodeDeploy (``left_to_codedeploy``, with the deployment). Returns the active deployment that is not Auto
+    Scaling's, or None."""
+    theirs = [h for h in hooks if h.startswith(CODEDEPLOY_HOOK_PREFIXES)]
+    if not theirs or codedeploy is None or not waiting:
+        return None
+    deployment, launches = codedeploy_activity(codedeploy, request.group_name)
+    for instance_id in waiting:
+        if instance_id in launches:
+            entries[instance_id]["action"] = "left_to_codedeploy"
+            entries[instance_id]["deployment"] = launches[instance_id]
+    return deployment
+
+
+def refuse_unchecked_codedeploy_hook(request, hooks, waiting, deployment):
     """During an active deployment CodeDeploy completes its own launch hook once it has installed the revision on the
     instance; completing it with CONTINUE and no health check puts an unverified instance in service: refused."""
     if request.heartbeat or request.result != "CONTINUE" or request.health_check is not None or not waiting:
         return
     theirs = [h for h in hooks if h.startswith(CODEDEPLOY_HOOK_PREFIXES)]
-    if not theirs or codedeploy is None:
-        return
-    deployment = active_deployment_of(codedeploy, request.group_name)
-    if deployment:
+    if theirs and deployment:
         raise LifecycleError(
             f"{theirs[0]} is CodeDeploy's own launch hook and deployment {deployment} is active: CodeDeploy completes "
             "it once it has installed the revision on the instance. Completing it now with CONTINUE and no check puts "
@@ -327,8 +364,9 @@ def run(
     instance considered, with the ``action`` taken:
     ``completed``, ``heartbeat``, ``abandoned_by_gate``, ``would_complete``, ``would_heartbeat``,
     ``already_done`` (left the wait state between describe and complete), ``not_waiting``,
-    ``not_in_group``, ``gate_failed``. ``progress`` (optional) gets each step as it happens: the instances found
-    waiting, every round of health checks, every action, the states while waiting for them to leave the wait.
+    ``not_in_group``, ``gate_failed``, ``left_to_codedeploy`` (CodeDeploy's automatic deployment to it runs: its
+    ``deployment`` completes CodeDeploy's hook). ``progress`` (optional) gets each step as it happens: the instances
+    found waiting, every round of health checks, every action, the states while waiting for them to leave the wait.
     """
     validate(request)
     _transition, wait_state = TRANSITIONS[request.transition]
@@ -348,7 +386,9 @@ def run(
             entry["action"] = None
         entries[instance_id] = entry
     waiting = [i for i, e in entries.items() if e["action"] is None]
-    refuse_unchecked_codedeploy_hook(request, hooks, waiting, codedeploy)
+    deployment = leave_launches_to_codedeploy(request, hooks, entries, waiting, codedeploy)
+    waiting = [i for i, e in entries.items() if e["action"] is None]
+    refuse_unchecked_codedeploy_hook(request, hooks, waiting, deployment)
     if progress:
         progress(dict(event="waiting", instances=waiting, reason=f"{len(waiting)} instance(s) in {wait_state}"))
 
@@ -403,4 +443,5 @@ def run(
             entries[instance_id]["final_state"] = state
     for entry in entries.values():
         entry.setdefault("final_state", None)
+        entry.setdefault("deployment", None)
     return changed, [entries[i] for i in wanted], timed_out

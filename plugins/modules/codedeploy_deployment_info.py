@@ -13,6 +13,9 @@ version_added: 0.1.0
 short_description: Read a CodeDeploy deployment, its targets and their lifecycle events
 description:
   - Reads one deployment by O(deployment_id), or the newest deployment of a deployment group.
+  - The newest deployment of a group skips CodeDeploy's automatic deployments (creator C(autoscaling), made when a
+    scale-out launches an instance, and C(CodeDeployAutoUpdate)); they deploy the last successful revision and are
+    not releases.
   - Returns the deployment, every target with its lifecycle events, and the failed events as diagnostics.
 author:
   - bluegreen.aws contributors (@bluegreen-aws)

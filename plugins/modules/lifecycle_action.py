@@ -18,6 +18,10 @@ description:
   - While a CodeDeploy deployment of the group is active, CodeDeploy completes its own hook once it has installed
     the revision. Completing that hook with V(CONTINUE) and no O(health_check) is then refused, before any write
     (the module looks the deployment up with read-only CodeDeploy calls).
+  - An instance that CodeDeploy's automatic deployment is installing (a deployment with creator C(autoscaling), by
+    which CodeDeploy deploys the group's last successful revision to a scaled-out instance and then completes its own
+    hook) is never completed by this module, health check or not. It is reported with
+    RV(instances[].action=left_to_codedeploy) and the deployment in RV(instances[].deployment), with a warning.
   - An instance that has already left the wait state (for example completed by CodeDeploy between the
     describe and the completion) is reported with RV(instances[].action=already_done) and does not fail
     the task or mark it changed.
@@ -189,7 +193,8 @@ instances:
         - What the module did.
         - V(completed), V(heartbeat), V(abandoned_by_gate) (health check failed, O(health_check.on_failure=abandon)),
           V(would_complete) and V(would_heartbeat) (check mode), V(already_done) (left the wait state before the
-          completion arrived), V(not_waiting), V(not_in_group), V(gate_failed).
+          completion arrived), V(not_waiting), V(not_in_group), V(gate_failed), V(left_to_codedeploy) (CodeDeploy's
+          automatic deployment to it runs and completes CodeDeploy's hook).
       type: str
       returned: always
       sample: completed
@@ -209,6 +214,11 @@ instances:
       type: str
       returned: always
       sample: InService
+    deployment:
+      description: With RV(instances[].action=left_to_codedeploy), CodeDeploy's deployment to the instance; else null.
+      type: str
+      returned: always
+      sample: d-A1B2C3D4E
     gate:
       description: The health check verdict, null without O(health_check).
       type: dict
@@ -321,6 +331,12 @@ def main():
     for entry in instances:
         if entry["action"] == "not_in_group":
             module.warn(f"{entry['instance_id']} is not an instance of {request.group_name}: nothing done for it")
+        if entry["action"] == "left_to_codedeploy":
+            module.warn(
+                f"{entry['instance_id']} is left to CodeDeploy: its deployment {entry['deployment']} (creator "
+                "autoscaling) installs the group's last successful revision and completes CodeDeploy's launch hook "
+                "when it ends; this task did not complete it"
+            )
         if entry["action"] == "abandoned_by_gate":
             module.warn(f"{entry['instance_id']} failed its health check and was abandoned: {entry['gate']['reason']}")
     module.exit_json(changed=changed, instances=instances)

@@ -67,14 +67,14 @@ class Account:
     def __init__(self, url):
         self.url = url
 
-    def admin(self, path, method="GET", data=None):
+    def admin(self, path, method="GET", data=None, timeout=10):
         request = urllib.request.Request(
             f"{self.url}/_bgemu/{path}",
             method=method,
             data=None if data is None else json.dumps(data).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
 
     def calls(self):

@@ -25,6 +25,14 @@ linked both ways by ``rollbackInfo``: it runs Before/Allow/AfterAllowTraffic on 
 instances and Before/Block/AfterBlockTraffic on green, one event every EVENT_SECONDS (AllowTraffic and
 BlockTraffic wait for health and draining as above), then removes the green group.  A second deployment in a
 group with an active one (a rollback included) fails with DeploymentLimitExceededException.
+
+A scale-out of an Auto Scaling group that a deployment group names launches into CodeDeploy's launch hook, which
+notifies CodeDeploy: it creates a deployment (creator ``autoscaling``) of the deployment group's last successful
+revision to the new instance, runs its in-place lifecycle events through the agent and completes the hook with
+CONTINUE (Succeeded) or ABANDON (Failed, Stopped), heartbeating meanwhile (LaunchFlow).  No deployment is made, and
+the instance waits in Pending:Wait until the hook times out, when the deployment group has no successful revision
+yet, or does not name the group that launched (CodeDeploy's replacement group until its deployment ends), or the
+hook belongs to no deployment group.
 """
 
 import json
@@ -43,6 +51,7 @@ from moto.core.utils import utcnow
 from moto.elbv2.models import elbv2_backends
 
 from bgemu import agent
+from bgemu import lifecycle
 from bgemu import targethealth
 from bgemu.clock import CLOCK
 
@@ -67,6 +76,20 @@ GREEN_EVENTS = [
 BLUE_EVENTS = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
 ALLOW_EVENTS = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"]
 ROLLBACK_CREATOR = "codeDeployRollback"  # DeploymentInfo.creator of a rollback (API reference)
+LAUNCH_CREATOR = "autoscaling"  # DeploymentInfo.creator: "Amazon EC2 Auto Scaling created the deployment"
+# An Auto Scaling launch deployment: the events of an in-place deployment on the new instance (user guide, AppSpec
+# "hooks" section, "Auto Scaling launch deployments"); its traffic events are not modelled (module docstring)
+LAUNCH_EVENTS = [
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+]
+HOOK_PREFIX = "CodeDeploy-managed-automatic-launch-deployment-hook-"
+HEARTBEAT_SECONDS = 300  # CodeDeploy heartbeats its launch hook every five minutes while it deploys (user guide)
 ACTIVE = ("Created", "Queued", "InProgress", "Ready", "Baking")
 
 
@@ -540,6 +563,120 @@ class RollbackFlow(Flow):
             self.step()
 
 
+class LaunchFlow(Flow):
+    """CodeDeploy's automatic deployment to an instance that a scale-out holds in its launch hook (creator
+    ``autoscaling``): the in-place events of the group's last successful revision, then CONTINUE, or ABANDON when it
+    fails or is stopped (Auto Scaling then terminates the instance and launches another)."""
+
+    def __init__(self, deployment, account, region, group_name, instance_id, hook):
+        super().__init__(deployment, account, region)
+        self.group_name = group_name
+        self.instance_id = instance_id
+        self.hook = hook
+        self.steps = [([instance_id], name) for name in LAUNCH_EVENTS]
+        self.heartbeat_at = CLOCK.now() + CLOCK.seconds(HEARTBEAT_SECONDS)
+
+    def provision(self):
+        self.targets[self.instance_id] = self.new_target(self.instance_id, "Blue", LAUNCH_EVENTS)
+        self.deployment.status = "InProgress"
+        self.deployment.start_time = utcnow()
+        self.phase = "launch"
+
+    def step(self):
+        if CLOCK.now() >= self.heartbeat_at:
+            self.heartbeat_at = CLOCK.now() + CLOCK.seconds(HEARTBEAT_SECONDS)
+            self.complete_hook(None)
+        instance_ids, name = self.steps[self.cursor]
+        if not self.agent_step(instance_ids, name):
+            return
+        self.cursor += 1
+        if self.cursor == len(self.steps):
+            agent.succeeded(self.instance_id, self.agent_deployment())
+            self.targets[self.instance_id]["status"] = "Succeeded"
+            self.set_status("Succeeded")
+
+    def set_status(self, status, message=""):
+        super().set_status(status, message)
+        if status in ("Succeeded", "Failed", "Stopped"):
+            self.complete_hook("CONTINUE" if status == "Succeeded" else "ABANDON")
+
+    def complete_hook(self, result):
+        """CompleteLifecycleAction (``result``) or RecordLifecycleActionHeartbeat (None), as CodeDeploy calls them."""
+        backend = self.asg()
+        try:
+            if result is None:
+                lifecycle.heartbeat(backend, self.group_name, self.hook, self.instance_id, None)
+            else:
+                lifecycle.complete(backend, self.group_name, self.hook, self.instance_id, None, result)
+        except lifecycle.ValidationError:
+            pass  # the action is gone (someone completed it, or it timed out): nothing to complete
+
+    def fail(self, message):  # a launch deployment is not rolled back: the instance is abandoned
+        self.deployment.error_information = {"code": "HEALTH_CONSTRAINTS", "message": message}
+        self.set_status("Failed", message)
+
+    def stopped(self, message, rollback, code="MANUAL_STOP"):
+        self.deployment.error_information = {"code": code, "message": message}
+        self.set_status("Stopped", message)
+
+    def next_event(self, now):  # alarms stop user deployments only here (not modelled for launch deployments)
+        if self.phase == "provision" and self.deployment.status == "Created":
+            self.deployment.status = "Queued"
+        elif self.phase == "provision":
+            self.provision()
+        else:
+            self.step()
+
+
+LAUNCHES = []  # (account, region, group name, instance id, hook name): launch notifications not yet handled
+LAUNCHES_LOCK = threading.Lock()
+
+
+def notified(backend, group_name, instance_id, hook):
+    """lifecycle.LISTENERS: a launching instance waits in a hook (queued; handled by the ticker, see launch())."""
+    if hook.startswith(HOOK_PREFIX):
+        with LAUNCHES_LOCK:
+            LAUNCHES.append((backend.account_id, backend.region_name, group_name, instance_id, hook))
+
+
+lifecycle.LISTENERS.append(notified)
+
+
+def last_successful_revision(backend, group):
+    """The deployment group's last successful revision (its newest Succeeded deployment, whoever made it), or None."""
+    done = [
+        d
+        for d in backend.deployments.values()
+        if d.application_name == group.application.application_name
+        and d.deployment_group_name == group.deployment_group_name
+        and d.status == "Succeeded"
+    ]
+    done.sort(key=lambda d: (d.complete_time or d.create_time, d.create_time))
+    return done[-1].revision if done else None
+
+
+def launch(account, region, group_name, instance_id, hook):
+    """CodeDeploy receives a launch notification of its hook: the deployment, or nothing (the instance then waits in
+    Pending:Wait until the hook times out and its DefaultResult applies)."""
+    backend = models.codedeploy_backends[account][region]
+    group = next(
+        (g for groups in backend.deployment_groups.values() for g in groups.values() if hook_name(g) == hook), None
+    )
+    if group is None or group_name not in group.auto_scaling_groups:
+        return None  # a hook left behind, or a group the deployment group does not name (yet): no deployment
+    revision = last_successful_revision(backend, group)
+    if revision is None:
+        return None  # nothing was ever deployed successfully to the group: nothing to deploy
+    asg = autoscaling_backends[account][region]
+    if not any(a.state.instance.id == instance_id and a.hook.name == hook for a in getattr(asg, "bgemu_actions", [])):
+        return None  # completed or gone before CodeDeploy got to it
+    deployment = new_deployment(
+        backend, group.application.application_name, group.deployment_group_name, revision, creator=LAUNCH_CREATOR
+    )
+    _flows(backend)[deployment.deployment_id] = LaunchFlow(deployment, account, region, group_name, instance_id, hook)
+    return deployment.deployment_id
+
+
 def new_deployment(backend, *args, creator="user", **kwargs):
     """A deployment in moto's model with CodeDeploy's id format (moto uses a UUID): d- and nine capitals or digits."""
     moto_id = _original_create(backend, *args, **kwargs)
@@ -577,7 +714,12 @@ def all_backends():
 
 
 def advance():
+    with LAUNCHES_LOCK:
+        launches = list(LAUNCHES)
+        LAUNCHES.clear()
     with LOCK:
+        for notification in launches:
+            launch(*notification)
         for backend in all_backends():
             for flow in list(_flows(backend).values()):
                 flow.advance()
@@ -857,4 +999,6 @@ PATCHES = [
 
 
 def reset():
+    with LAUNCHES_LOCK:
+        LAUNCHES.clear()
     agent.reset()

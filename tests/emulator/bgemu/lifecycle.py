@@ -6,6 +6,8 @@
 - On a hook's heartbeat timeout its ``DefaultResult`` applies.  ABANDON of a launching instance
   terminates it (the group launches a replacement), CONTINUE makes it InService.
 - The error AWS returns for an action that no longer exists.
+- A launching instance's lifecycle action is announced to LISTENERS (what AWS sends to the hook's notification
+  target; CodeDeploy's launch hook notifies CodeDeploy: bgemu.codedeploy starts its automatic deployment).
 """
 
 import threading
@@ -23,6 +25,7 @@ TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 WAIT_STATE = {LAUNCHING: "Pending:Wait", TERMINATING: "Terminating:Wait"}
 COUNTED = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
 LOCK = threading.RLock()
+LISTENERS = []  # callables (backend, group name, instance id, hook name), told of each new launching action
 
 
 class Action:
@@ -58,6 +61,10 @@ def hold(backend, group, state, transition):
         return False
     state.lifecycle_state = WAIT_STATE[transition]
     _actions(backend).extend(Action(backend, group, state, hook) for hook in hooks)
+    if transition == LAUNCHING:
+        for hook in hooks:
+            for listener in LISTENERS:  # must not block: they queue the notification (bgemu.codedeploy)
+                listener(backend, group.name, state.instance.id, hook.name)
     return True
 
 

@@ -225,3 +225,20 @@ def test_tracker_progress_reports_statuses_and_each_lifecycle_event_change_as_it
     ]
     assert [e["status"] for e in seen if e.get("kind") is None] == ["InProgress", "Succeeded"]
     assert tracker.timeline == [e for e in seen if e.get("kind") is None]  # the timeline keeps statuses only
+
+
+def test_the_newest_deployment_skips_codedeploys_automatic_ones(cd):
+    """A scale-out after a release makes a deployment (creator autoscaling) newer than the release: rollback.yml and
+    codedeploy_deployment_info must still find the release, not stop CodeDeploy's deployment to one instance."""
+    client, stubber = cd
+    ids = ["d-RELEASE01", "d-SCALEOUT1", "d-AUTOUPD01"]
+    stubber.add_response(
+        "list_deployments", {"deployments": ids}, {"applicationName": APP, "deploymentGroupName": GROUP}
+    )
+    infos = [
+        {"deploymentId": "d-RELEASE01", "creator": "user", "createTime": 1},
+        {"deploymentId": "d-SCALEOUT1", "creator": "autoscaling", "createTime": 2},
+        {"deploymentId": "d-AUTOUPD01", "creator": "CodeDeployAutoUpdate", "createTime": 3},
+    ]
+    stubber.add_response("batch_get_deployments", {"deploymentsInfo": infos}, {"deploymentIds": ids})
+    assert codedeploy.latest_deployment(client, APP, GROUP) == "d-RELEASE01"

@@ -381,3 +381,92 @@ def test_progress_reports_each_step_when_it_happens(asg, clock):
     assert "Pending:Wait" in seen[5][1]["reason"] and "InService" in seen[6][1]["reason"]
     assert times[6] - times[4] == 10
     ec2_stubber.assert_no_pending_responses()
+
+
+AUTO, USER = "d-AUTO12345", "d-USER12345"
+
+
+def expect_codedeploy(stubber, deployments, targets):
+    """The group's deployment group and its active deployments ``{id: creator}``; ``targets``: {id: instance ids}."""
+    stubber.add_response("list_applications", {"applications": ["web"]}, {})
+    stubber.add_response("list_deployment_groups", {"deploymentGroups": ["web-prod"]}, {"applicationName": "web"})
+    stubber.add_response(
+        "get_deployment_group",
+        {"deploymentGroupInfo": {"autoScalingGroups": [{"name": GROUP, "hook": CD_HOOK}]}},
+        {"applicationName": "web", "deploymentGroupName": "web-prod"},
+    )
+    stubber.add_response(
+        "list_deployments",
+        {"deployments": list(deployments)},
+        {"applicationName": "web", "deploymentGroupName": "web-prod", "includeOnlyStatuses": lifecycle.ACTIVE},
+    )
+    if deployments:
+        stubber.add_response(
+            "batch_get_deployments",
+            {"deploymentsInfo": [{"deploymentId": d, "creator": c} for d, c in deployments.items()]},
+            {"deploymentIds": list(deployments)},
+        )
+    for deployment, instance_ids in targets.items():
+        stubber.add_response("list_deployment_targets", {"targetIds": instance_ids}, {"deploymentId": deployment})
+
+
+def test_an_instance_codedeploys_automatic_deployment_installs_is_left_to_it_even_when_healthy(asg, clock):
+    """CodeDeploy deploys the last successful revision to a scaled-out instance and completes its hook when that
+    deployment ends: its instance answering the health check meanwhile (ApplicationStart ran, ValidateService not yet)
+    does not let the module complete the hook first. The stuck one beside it is released once healthy."""
+    client, stubber = asg
+    ec2, ec2_stubber = make_client("ec2")
+    cd, cd_stubber = make_client("codedeploy")
+    expect_describe(stubber, {IDS[0]: "Pending:Wait", IDS[1]: "Pending:Wait"})
+    expect_hooks(stubber, (CD_HOOK, LAUNCH))
+    expect_codedeploy(cd_stubber, {AUTO: "autoscaling"}, {AUTO: [IDS[0]]})
+    expect_instances(ec2_stubber, {IDS[1]: "10.0.0.2"})
+    expect_complete(stubber, IDS[1])
+    expect_describe(stubber, {IDS[0]: "Pending:Wait", IDS[1]: "InService"})
+    probe = scripted_probe({"http://10.0.0.2:8080/health": [True]})
+    check = HealthCheck(url="http://{private_ip}:8080/health")
+    changed, instances, unused_timed_out = lifecycle.run(
+        client,
+        Request(group_name=GROUP, health_check=check),
+        ec2=ec2,
+        codedeploy=cd,
+        clock=clock,
+        sleep=clock.sleep,
+        probe=probe,
+    )
+    by_id = {i["instance_id"]: i for i in instances}
+    assert (by_id[IDS[0]]["action"], by_id[IDS[0]]["deployment"], by_id[IDS[0]]["hooks"]) == (
+        "left_to_codedeploy",
+        AUTO,
+        [],
+    )
+    assert (by_id[IDS[1]]["action"], by_id[IDS[1]]["deployment"]) == ("completed", None)
+    assert changed and probe.calls == ["http://10.0.0.2:8080/health"]  # the left one is not even probed
+    cd_stubber.assert_no_pending_responses()
+    ec2_stubber.assert_no_pending_responses()
+
+
+def test_only_automatic_deployments_active_does_not_refuse_the_stuck_ones_unchecked(asg, clock):
+    client, stubber = asg
+    cd, cd_stubber = make_client("codedeploy")
+    expect_describe(stubber, {IDS[0]: "Pending:Wait", IDS[1]: "Pending:Wait"})
+    expect_hooks(stubber, (CD_HOOK, LAUNCH))
+    expect_codedeploy(cd_stubber, {AUTO: "autoscaling"}, {AUTO: [IDS[0]]})
+    expect_complete(stubber, IDS[1])
+    expect_describe(stubber, {IDS[0]: "Pending:Wait", IDS[1]: "InService"})
+    unused, instances, unused_timed_out = lifecycle.run(
+        client, Request(group_name=GROUP), codedeploy=cd, clock=clock, sleep=clock.sleep
+    )
+    assert [i["action"] for i in instances] == ["left_to_codedeploy", "completed"]
+    cd_stubber.assert_no_pending_responses()
+
+
+def test_a_users_active_deployment_still_refuses_an_unchecked_continue(asg, clock):
+    client, stubber = asg
+    cd, cd_stubber = make_client("codedeploy")
+    expect_describe(stubber, {IDS[0]: "Pending:Wait"})
+    expect_hooks(stubber, (CD_HOOK, LAUNCH))
+    expect_codedeploy(cd_stubber, {USER: "user"}, {})
+    with pytest.raises(LifecycleError, match=f"deployment {USER} is active"):
+        lifecycle.run(client, Request(group_name=GROUP), codedeploy=cd, clock=clock, sleep=clock.sleep)
+    cd_stubber.assert_no_pending_responses()
