@@ -3,9 +3,9 @@
 site.yml provisions and releases v1; deploy.yml (no provisioning) releases v2 with codedeploy_release_wait_termination
 =false: the release ends, lock released, once the bake passed, the original v1 instances kept for a long termination
 wait. rollback.yml during that wait stops the deployment with rollback: every request is back on v1 in seconds, the
-history records a rollback to v1 and v2 as rolled back, the lock is released. Then v3 (deploy.yml, followed through
-its termination wait) and rollback.yml after it: v1 is deployed again (a deployment). One test: the provisioning is
-the slow part (test_aws_infra covers it in depth).
+history records a rollback to v1 and v2 as rolled back, the lock is released. Then v3 (deploy.yml, ending in its
+termination wait) and rollback.yml, which reads v3 running, but the wait ends before its stop: v1 is deployed again (a
+deployment). One test: the provisioning is the slow part (test_aws_infra covers it in depth).
 
 Then promote.yml releases to a second environment, prod, exactly the artifact this one ran: v1's image was pushed to
 ECR first, so its releases pinned the digest (the image's manifest says version v1, and the emulator's engine runs what
@@ -15,6 +15,7 @@ rendered differently for prod, a digest prod's repository does not hold.
 """
 
 import json
+import threading
 import time
 
 from cdfleet import image_manifest
@@ -162,19 +163,38 @@ def test_rollback_in_the_termination_wait_puts_traffic_back_on_v1_in_seconds(acc
     (v2,) = [r for r in records if r["version"] == "v2"]
     assert v2["result"] == "rolled_back", v2
 
-    # after the termination wait: v3 through deploy.yml, its deployment followed to its end (a 1 min wait: 0.6 s);
-    # rollback.yml then redeploys v1, the last good revision before v3: a deployment
-    termination_wait(cd, 1)
+    # v3 through deploy.yml, ending in its termination wait. rollback.yml reads it running, but the wait ends (someone
+    # continues it) while the rollback announces its start: the stop finds nothing left to stop (the original
+    # instances are terminated), and rollback.yml redeploys v1, the last good revision before v3: a deployment
     step = time.monotonic()
-    rc, results, unused_report = run("deploy.yml", account, "-e", "release_version=v3")
+    rc, results, unused_report = run(
+        "deploy.yml", account, "-e", "release_version=v3", "-e", "codedeploy_release_wait_termination=false"
+    )
     assert rc == 0, failures(results)
-    assert results[DEPLOY]["status"] == "Succeeded", results[DEPLOY]
-    print(f"deploy.yml v3 (through the termination wait): {time.monotonic() - step:.1f}s")
+    assert results[DEPLOY]["status"] == "TerminationWait", results[DEPLOY]
+    v3_id = results[DEPLOY]["deployment_id"]
+    print(f"deploy.yml v3 (ends in the termination wait): {time.monotonic() - step:.1f}s")
+    termination_wait(cd, 1)  # for the redeployment below (0.6 s); v3's own wait keeps the 2000 min it started with
+    account.admin("calls", "DELETE")
+    account.admin("faults", "POST", {"operation": "Publish", "latency_ms": 10000, "count": 1})
+    answer = {}
+    rollback = threading.Thread(target=lambda: answer.update(run=run("rollback.yml", account)))
     with load_on(listener) as load:
         rollback_started = time.monotonic()
-        rc, results, unused_report = run("rollback.yml", account)
+        rollback.start()
+        deadline = time.monotonic() + 300
+        while not account.calls().get("sns.Publish"):  # the start's announcement, held 10 s: after the read
+            assert time.monotonic() < deadline and rollback.is_alive()
+            time.sleep(0.1)
+        cd.continue_deployment(deploymentId=v3_id, deploymentWaitType="TERMINATION_WAIT")
+        rollback.join(900)
+        account.admin("faults", "DELETE")
         took = time.monotonic() - rollback_started
+        rc, results, unused_report = answer["run"]
         assert rc == 0, failures(results)
+        assert cd.get_deployment(deploymentId=v3_id)["deploymentInfo"]["status"] == "Succeeded"
+        stop = results["Stop the running deployment with rollback (the original instances are still there; seconds)"]
+        assert stop["changed"] is False and not stop.get("skipped"), stop  # it looked for v3, which had ended
         said = results["Say that this rollback takes a deployment"]["msg"]
         redeploy = results["Redeploy the last good revision (a whole deployment)"]
         after = time.monotonic()
