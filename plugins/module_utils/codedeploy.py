@@ -806,6 +806,17 @@ def last_successful_revision(client, application, group):
     return (s3.get("bucket"), s3.get("key"), s3.get("version"), s3.get("eTag"))
 
 
+def same_revision(deployed, wanted):
+    """Whether ``deployed`` (last_successful_revision's tuple) is the content ``wanted`` names, both
+    ``(bucket, key, version, etag)``: same bucket and key, and every identity (S3 version, ETag) known on both sides
+    equal, at least one of them. A revision named by its ETag alone (check mode: the bundle is not uploaded, so it has
+    no S3 version yet) is the deployed one when the ETags match."""
+    if not deployed or deployed[:2] != wanted[:2]:
+        return False
+    compared = [(deployed[i], wanted[i]) for i in (2, 3) if deployed[i] and wanted[i]]
+    return bool(compared) and all(a.strip('"') == b.strip('"') for a, b in compared)
+
+
 AUTOMATIC_CREATORS = ("autoscaling", "CodeDeployAutoUpdate")  # CodeDeploy's own deployments for scale-outs
 
 

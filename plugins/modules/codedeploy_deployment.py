@@ -274,6 +274,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import la
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import queue_behind
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import resolve_revision
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import retry
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import same_revision
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GATE_OPTIONS
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import GateError
 from ansible_collections.bluegreen.aws.plugins.module_utils.gates import build_gates
@@ -356,7 +357,9 @@ def main():
             module.exit_json(changed=True, **result)
         if active is not None:
             deployment_id = follow_active(module, active, result)
-        elif last_successful_revision(codedeploy, p["application"], p["deployment_group"]) == revision_key(revision):
+        elif same_revision(
+            last_successful_revision(codedeploy, p["application"], p["deployment_group"]), revision_key(revision)
+        ):
             result["status"] = "Succeeded"
             module.exit_json(changed=False, **result)
         elif module.check_mode:

@@ -12,6 +12,7 @@ from ansible_collections.bluegreen.aws.plugins.module_utils import codedeploy
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import ActiveDeployment
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import DeploymentError
 from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import Tracker
+from ansible_collections.bluegreen.aws.plugins.module_utils.codedeploy import same_revision
 
 APP, GROUP, DEPLOYMENT = "web", "web-prod", "d-ABCDEFGH1"
 REVISION = {"bucket": "releases", "key": "web-1.2.3.zip", "bundle_type": "zip", "version": None, "etag": "abc"}
@@ -242,3 +243,20 @@ def test_the_newest_deployment_skips_codedeploys_automatic_ones(cd):
     ]
     stubber.add_response("batch_get_deployments", {"deploymentsInfo": infos}, {"deploymentIds": ids})
     assert codedeploy.latest_deployment(client, APP, GROUP) == "d-RELEASE01"
+
+
+@pytest.mark.parametrize(
+    "deployed, wanted, same",
+    [
+        (("b", "k", "v1", "e1"), ("b", "k", "v1", "e1"), True),
+        (("b", "k", "v1", "e1"), ("b", "k", None, "e1"), True),  # check mode: the ETag of the bundle not uploaded
+        (("b", "k", "v1", '"e1"'), ("b", "k", None, "e1"), True),
+        (("b", "k", "v1", "e1"), ("b", "k", None, "e2"), False),
+        (("b", "k", "v1", "e1"), ("b", "k", "v2", "e1"), False),  # another upload of the same bytes: another version
+        (("b", "k", "v1", "e1"), ("b", "other", "v1", "e1"), False),
+        (("b", "k", None, None), ("b", "k", None, None), False),  # nothing identifies the content
+        (None, ("b", "k", None, "e1"), False),
+    ],
+)
+def test_same_revision_compares_every_identity_known_on_both_sides(deployed, wanted, same):
+    assert same_revision(deployed, wanted) is same
