@@ -199,7 +199,8 @@ class Steps:
         last = [v for unused, v, unused_error in answers[-20:] if v]
         ok = (rc == 0) == (rc_wanted == 0) and (not client or set(last) == {version})
         row = dict(step=title.split(":")[0], ok=ok, served=dict(served), failed=sum(failed.values()))
-        row["extra"] = f"{time.monotonic() - began:.0f} s" + back_after_failures(answers, version)
+        row["extra"] = f"{time.monotonic() - began:.0f} s" + switched(answers, start, version)
+        row["extra"] += back_after_failures(answers, version)
         self.rows.append(row)
         print(
             f"   playbook rc={rc}; served through the ALB: {dict(served) or '-'}; failed: {sum(failed.values())}"
@@ -226,6 +227,13 @@ class Steps:
     def stop(self):
         for client in self.clients:
             client.stop()
+
+
+def switched(answers, start, version):
+    """When, into the step, the last request not answered by ``version`` was sent (traffic moved then)."""
+    other = [(t, v) for t, v, unused in answers if v and v != version]
+    done = other and answers[-1][1] == version
+    return f"; all on {version} {other[-1][0] - start:.1f} s into the step" if done else ""
 
 
 def back_after_failures(answers, version):
